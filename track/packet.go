@@ -39,6 +39,17 @@ type Packet struct {
 
 	// Meta is codec metadata, filled by ParseMeta.
 	Meta Meta
+
+	// The fields below are set by RemoteTrack when it stores the packet.
+
+	// ExtSeq is SequenceNumber unwrapped to 64 bits, per encoding.
+	ExtSeq uint64
+	// Encoding is the index of the simulcast encoding the packet belongs to.
+	Encoding uint8
+	// AudioLevel is the RFC 6464 level in -dBov (0 loudest, 127 silence),
+	// or -1 when the packet carried none; Voice is its V flag.
+	AudioLevel int8
+	Voice      bool
 }
 
 // Unmarshal parses buf into p. p's slices alias buf. Meta is reset.
@@ -89,6 +100,7 @@ func (p *Packet) Unmarshal(buf []byte) error {
 	}
 	p.Payload = buf[off:end]
 	p.Meta = Meta{}
+	p.ExtSeq, p.Encoding, p.AudioLevel, p.Voice = 0, 0, -1, false
 	return nil
 }
 

@@ -1,0 +1,545 @@
+package core
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/sansrtc/sfu/cluster"
+	"github.com/sansrtc/sfu/endpoint"
+	"github.com/sansrtc/sfu/track"
+)
+
+// Errors for misuse of the control API.
+var (
+	ErrUnknownEndpoint = errors.New("core: unknown endpoint handle")
+	ErrNotInRoom       = errors.New("core: endpoint has not joined a room")
+	ErrAlreadyInRoom   = errors.New("core: endpoint is already in a room")
+	ErrTooManyPeers    = errors.New("core: too many endpoints")
+)
+
+// DefaultMaxEndpoints bounds the endpoints of a node (Config.MaxEndpoints).
+const DefaultMaxEndpoints = 100000
+
+// Handle names an endpoint of a Node. The zero Handle is never valid.
+type Handle uint64
+
+// Config configures a Node. The zero value works.
+type Config struct {
+	// Seed seeds every random choice the node makes (SSRCs, initial
+	// sequence numbers). Drivers pass a random seed; tests a fixed one.
+	Seed uint64
+	// Cluster configures the rooms.
+	Cluster cluster.Config
+	// MaxEndpoints bounds concurrent endpoints (default 100000).
+	MaxEndpoints int
+}
+
+// Validate reports a configuration error.
+func (c *Config) Validate() error {
+	if c.MaxEndpoints < 0 {
+		return errors.New("core: MaxEndpoints is negative")
+	}
+	return nil
+}
+
+// EndpointConfig configures an endpoint created by Node.CreateEndpoint.
+type EndpointConfig struct {
+	// PeerID names the peer in its room; required.
+	PeerID string
+	// Extensions the peer negotiated (for demultiplexing).
+	Extensions endpoint.Extensions
+	// AutoSubscribe subscribes the peer to every track of its room.
+	AutoSubscribe bool
+	// HistoryPackets and HistoryBytes size the retransmission history of
+	// each published encoding (0: defaults).
+	HistoryPackets int
+	HistoryBytes   int
+}
+
+// Transmit is an RTP packet to send; Owner is the endpoint's Handle.
+type Transmit = track.Transmit
+
+// Event is something the peer of Endpoint must be told.
+type Event struct {
+	Endpoint Handle
+	Event    endpoint.Event
+}
+
+// Stats are node-wide counters.
+type Stats struct {
+	// UnknownEndpoint counts packets for a handle that is not (or no
+	// longer) an endpoint: a driver race after CloseEndpoint.
+	UnknownEndpoint uint64
+	// NotInRoom counts RTP from endpoints that have not joined a room.
+	NotInRoom uint64
+}
+
+// Counts are live-object counts, for leak checks: all zero once every
+// endpoint is closed.
+type Counts struct {
+	Endpoints, RemoteTracks, LocalTracks int
+	cluster.Counts
+	Timers, QueuedTransmits, QueuedFeedback, QueuedEvents int
+}
+
+type slot struct {
+	gen  uint32
+	ep   *endpoint.Endpoint
+	room string
+}
+
+// Node is the sans-IO SFU node. See the package doc for the run loop.
+type Node struct {
+	cfg    Config
+	rand   *rand.Rand
+	slots  []slot
+	free   []uint32
+	live   int
+	cl     *cluster.Cluster
+	out    track.Output
+	events []Event
+	ehead  int
+	now    time.Time
+	stats  Stats
+}
+
+// New returns a Node.
+func New(cfg Config) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.MaxEndpoints == 0 {
+		cfg.MaxEndpoints = DefaultMaxEndpoints
+	}
+	return &Node{
+		cfg:  cfg,
+		rand: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x6a09e667f3bcc909)),
+		cl:   cluster.New(cfg.Cluster),
+	}, nil
+}
+
+// Stats returns the node's counters.
+func (n *Node) Stats() Stats { return n.stats }
+
+// Counts returns live-object counts.
+func (n *Node) Counts() Counts {
+	c := Counts{Endpoints: n.live, Counts: n.cl.Counts()}
+	for i := range n.slots {
+		if ep := n.slots[i].ep; ep != nil {
+			c.RemoteTracks += len(ep.Tracks())
+			c.LocalTracks += len(ep.Subscriptions())
+		}
+	}
+	c.Timers = n.out.Timers()
+	c.QueuedTransmits = n.out.PendingTransmits()
+	c.QueuedFeedback = n.out.PendingFeedback()
+	c.QueuedEvents = len(n.events) - n.ehead
+	return c
+}
+
+// Endpoint returns the endpoint machine behind h, for inspection (stats,
+// tracks). Driving it directly bypasses the node: use the Node's methods.
+func (n *Node) Endpoint(h Handle) (*endpoint.Endpoint, bool) {
+	s := n.slot(h)
+	if s == nil {
+		return nil, false
+	}
+	return s.ep, true
+}
+
+// Cluster returns the rooms machine, for inspection.
+func (n *Node) Cluster() *cluster.Cluster { return n.cl }
+
+// clock clamps time so it never runs backwards.
+func (n *Node) clock(now time.Time) time.Time {
+	if now.Before(n.now) {
+		return n.now
+	}
+	n.now = now
+	return now
+}
+
+func (n *Node) slot(h Handle) *slot {
+	idx := uint32(h) - 1
+	if h == 0 || int(idx) >= len(n.slots) {
+		return nil
+	}
+	s := &n.slots[idx]
+	if s.ep == nil || s.gen != uint32(h>>32) {
+		return nil
+	}
+	return s
+}
+
+// CreateEndpoint adds an endpoint for a connected peer.
+func (n *Node) CreateEndpoint(now time.Time, cfg EndpointConfig) (Handle, error) {
+	now = n.clock(now)
+	if n.live >= n.cfg.MaxEndpoints {
+		return 0, ErrTooManyPeers
+	}
+	var idx uint32
+	if k := len(n.free); k > 0 {
+		idx = n.free[k-1]
+		n.free = n.free[:k-1]
+	} else {
+		n.slots = append(n.slots, slot{})
+		idx = uint32(len(n.slots) - 1)
+	}
+	s := &n.slots[idx]
+	s.gen++
+	h := Handle(uint64(s.gen)<<32 | uint64(idx+1))
+	ep, err := endpoint.New(endpoint.Config{
+		PeerID:         cfg.PeerID,
+		Owner:          uint64(h),
+		Rand:           rand.New(rand.NewPCG(n.rand.Uint64(), n.rand.Uint64())),
+		Extensions:     cfg.Extensions,
+		AutoSubscribe:  cfg.AutoSubscribe,
+		HistoryPackets: cfg.HistoryPackets,
+		HistoryBytes:   cfg.HistoryBytes,
+	}, &n.out)
+	if err != nil {
+		n.free = append(n.free, idx)
+		return 0, err
+	}
+	s.ep, s.room = ep, ""
+	n.live++
+	return h, nil
+}
+
+// CloseEndpoint leaves the endpoint's room (withdrawing its tracks and
+// subscriptions) and releases it. The handle becomes invalid.
+func (n *Node) CloseEndpoint(now time.Time, h Handle) error {
+	now = n.clock(now)
+	s := n.slot(h)
+	if s == nil {
+		return ErrUnknownEndpoint
+	}
+	if s.room != "" {
+		n.leave(now, h, s)
+	}
+	s.ep.Close()
+	s.ep = nil
+	n.free = append(n.free, uint32(h)-1)
+	n.live--
+	return nil
+}
+
+// Join puts the endpoint in a room. Its peer is told of the peers and
+// tracks already there (and, with AutoSubscribe, subscribed to them).
+func (n *Node) Join(now time.Time, h Handle, room string) error {
+	now = n.clock(now)
+	s := n.slot(h)
+	if s == nil {
+		return ErrUnknownEndpoint
+	}
+	if s.room != "" {
+		return ErrAlreadyInRoom
+	}
+	if err := n.cl.Join(now, room, uint64(h), s.ep.PeerID()); err != nil {
+		return err
+	}
+	s.room = room
+	n.drainNotices(now)
+	return nil
+}
+
+// Leave takes the endpoint out of its room: its tracks are withdrawn (their
+// subscribers wait for them to come back), its subscriptions end.
+func (n *Node) Leave(now time.Time, h Handle) error {
+	now = n.clock(now)
+	s := n.slot(h)
+	if s == nil {
+		return ErrUnknownEndpoint
+	}
+	if s.room == "" {
+		return ErrNotInRoom
+	}
+	n.leave(now, h, s)
+	return nil
+}
+
+func (n *Node) leave(now time.Time, h Handle, s *slot) {
+	for _, k := range s.ep.Subscriptions() {
+		lt, _ := s.ep.Unsubscribe(now, k)
+		_ = n.cl.Unsubscribe(now, s.room, cluster.TrackKey(k), lt)
+	}
+	for _, rt := range s.ep.Tracks() {
+		_ = n.cl.Unpublish(now, rt)
+		_, _ = s.ep.Unpublish(now, rt.Info().Name)
+	}
+	_ = n.cl.Leave(now, s.room, uint64(h))
+	s.room = ""
+	n.drainNotices(now)
+}
+
+func (n *Node) joined(h Handle) (*slot, error) {
+	s := n.slot(h)
+	if s == nil {
+		return nil, ErrUnknownEndpoint
+	}
+	if s.room == "" {
+		return nil, ErrNotInRoom
+	}
+	return s, nil
+}
+
+// Publish adds a track the endpoint's peer sends. If the room's subscribers
+// were waiting for a track of this name (the peer re-joined), they resume
+// from it, continuously.
+func (n *Node) Publish(now time.Time, h Handle, o endpoint.TrackOptions) error {
+	now = n.clock(now)
+	s, err := n.joined(h)
+	if err != nil {
+		return err
+	}
+	rt, err := s.ep.Publish(now, o)
+	if err != nil {
+		return err
+	}
+	if err := n.cl.Publish(now, s.room, uint64(h), rt); err != nil {
+		_, _ = s.ep.Unpublish(now, o.Name)
+		return err
+	}
+	n.drainNotices(now)
+	return nil
+}
+
+// Unpublish withdraws a track of the endpoint.
+func (n *Node) Unpublish(now time.Time, h Handle, name string) error {
+	now = n.clock(now)
+	s, err := n.joined(h)
+	if err != nil {
+		return err
+	}
+	rt, ok := s.ep.Track(name)
+	if !ok {
+		return fmt.Errorf("%w: %q", endpoint.ErrNoSuchTrack, name)
+	}
+	_ = n.cl.Unpublish(now, rt)
+	_, _ = s.ep.Unpublish(now, name)
+	n.drainNotices(now)
+	return nil
+}
+
+// Subscribe subscribes the endpoint to peer's track. It returns the SSRC
+// the endpoint will receive it on. Media starts at the next keyframe,
+// which is requested now.
+func (n *Node) Subscribe(now time.Time, h Handle, peer, trackName string, o endpoint.SubscribeOptions) (uint32, error) {
+	now = n.clock(now)
+	s, err := n.joined(h)
+	if err != nil {
+		return 0, err
+	}
+	ssrc, err := n.subscribe(now, h, s, cluster.TrackKey{Peer: peer, Track: trackName}, o)
+	n.drainNotices(now)
+	return ssrc, err
+}
+
+func (n *Node) subscribe(now time.Time, h Handle, s *slot, k cluster.TrackKey, o endpoint.SubscribeOptions) (uint32, error) {
+	src, ok := n.cl.Source(s.room, k)
+	if !ok {
+		return 0, fmt.Errorf("%w: %s/%s", cluster.ErrNoSuchTrack, k.Peer, k.Track)
+	}
+	info := src.Info()
+	lt, err := s.ep.Subscribe(now, endpoint.SubKey(k), info.Kind, o)
+	if err != nil {
+		return 0, err
+	}
+	if err := n.cl.Subscribe(now, s.room, uint64(h), k, lt); err != nil {
+		_, _ = s.ep.Unsubscribe(now, endpoint.SubKey(k))
+		return 0, err
+	}
+	n.event(h, endpoint.SubscriptionChanged{Key: endpoint.SubKey(k), SSRC: lt.SSRC(), Kind: info.Kind, State: endpoint.SubscriptionActive})
+	return lt.SSRC(), nil
+}
+
+// Unsubscribe ends a subscription of the endpoint.
+func (n *Node) Unsubscribe(now time.Time, h Handle, peer, trackName string) error {
+	now = n.clock(now)
+	s, err := n.joined(h)
+	if err != nil {
+		return err
+	}
+	k := endpoint.SubKey{Peer: peer, Track: trackName}
+	lt, err := s.ep.Unsubscribe(now, k)
+	if err != nil {
+		return err
+	}
+	_ = n.cl.Unsubscribe(now, s.room, cluster.TrackKey(k), lt)
+	n.event(h, endpoint.SubscriptionChanged{Key: k, SSRC: lt.SSRC(), State: endpoint.SubscriptionEnded})
+	n.drainNotices(now)
+	return nil
+}
+
+func (n *Node) localTrack(h Handle, peer, trackName string) (*track.LocalTrack, error) {
+	s, err := n.joined(h)
+	if err != nil {
+		return nil, err
+	}
+	lt, ok := s.ep.Subscription(endpoint.SubKey{Peer: peer, Track: trackName})
+	if !ok {
+		return nil, fmt.Errorf("%w: %s/%s", endpoint.ErrNotSubscribed, peer, trackName)
+	}
+	return lt, nil
+}
+
+// SetPaused pauses or resumes a subscription (resuming waits for a
+// keyframe, which is requested).
+func (n *Node) SetPaused(now time.Time, h Handle, peer, trackName string, paused bool) error {
+	now = n.clock(now)
+	lt, err := n.localTrack(h, peer, trackName)
+	if err != nil {
+		return err
+	}
+	lt.SetPaused(now, paused)
+	return nil
+}
+
+// SetTargetLayers selects a subscription's simulcast encoding (0 is the
+// lowest) and highest temporal layer (-1: all).
+func (n *Node) SetTargetLayers(now time.Time, h Handle, peer, trackName string, spatial int, temporal int8) error {
+	now = n.clock(now)
+	lt, err := n.localTrack(h, peer, trackName)
+	if err != nil {
+		return err
+	}
+	lt.SetTargetLayers(now, spatial, temporal)
+	return nil
+}
+
+// HandleRTP takes a decrypted RTP packet from endpoint h's peer (borrowed
+// for the call) and fans it out to the subscribers. Malformed or unknown
+// packets are counted and dropped; only an unknown handle is an error.
+func (n *Node) HandleRTP(now time.Time, h Handle, buf []byte) error {
+	now = n.clock(now)
+	s := n.slot(h)
+	if s == nil {
+		n.stats.UnknownEndpoint++
+		return ErrUnknownEndpoint
+	}
+	if s.room == "" {
+		n.stats.NotInRoom++
+		return nil
+	}
+	rt, p, ok := s.ep.HandleRTP(now, buf)
+	if ok {
+		n.cl.Deliver(now, rt, p, &n.out)
+	}
+	return nil
+}
+
+// HandleRTCP takes a decrypted compound RTCP packet from endpoint h's peer:
+// NACKs are answered with retransmissions, PLI/FIR become keyframe
+// requests to the publishers.
+func (n *Node) HandleRTCP(now time.Time, h Handle, buf []byte) error {
+	now = n.clock(now)
+	s := n.slot(h)
+	if s == nil {
+		n.stats.UnknownEndpoint++
+		return ErrUnknownEndpoint
+	}
+	s.ep.HandleRTCP(now, buf, &n.out)
+	return nil
+}
+
+// HandleTimeout runs every timer that is due.
+func (n *Node) HandleTimeout(now time.Time) {
+	now = n.clock(now)
+	n.out.HandleTimeout(now)
+	n.cl.HandleTimeout(now)
+	n.drainNotices(now)
+}
+
+// PollTimeout is the next deadline, if any.
+func (n *Node) PollTimeout() (time.Time, bool) {
+	at, ok := n.out.PollTimeout()
+	if t, ok2 := n.cl.PollTimeout(); ok2 && (!ok || t.Before(at)) {
+		at, ok = t, true
+	}
+	return at, ok
+}
+
+// PollTransmit returns the next RTP packet to send; Owner is the endpoint.
+func (n *Node) PollTransmit() (Transmit, bool) { return n.out.PollTransmit() }
+
+// PollRTCP writes the next RTCP packet to send into buf (64 bytes always
+// suffice) and returns the endpoint it is for and the packet.
+func (n *Node) PollRTCP(buf []byte) (Handle, []byte, bool) {
+	for {
+		f, ok := n.out.PollFeedback()
+		if !ok {
+			return 0, nil, false
+		}
+		s := n.slot(Handle(f.Owner))
+		if s == nil {
+			continue // the publisher left after the request was queued
+		}
+		return Handle(f.Owner), track.AppendPLI(buf[:0], s.ep.RTCPSSRC(), f.SSRC), true
+	}
+}
+
+// PollEvent returns the next event for a peer.
+func (n *Node) PollEvent() (Event, bool) {
+	if n.ehead == len(n.events) {
+		return Event{}, false
+	}
+	e := n.events[n.ehead]
+	n.events[n.ehead] = Event{}
+	n.ehead++
+	if n.ehead == len(n.events) {
+		n.events, n.ehead = n.events[:0], 0
+	}
+	return e, true
+}
+
+func (n *Node) event(h Handle, e endpoint.Event) {
+	if n.ehead == len(n.events) && n.ehead > 0 {
+		n.events, n.ehead = n.events[:0], 0
+	}
+	n.events = append(n.events, Event{Endpoint: h, Event: e})
+}
+
+// drainNotices turns the cluster's notices into events and acts on them.
+func (n *Node) drainNotices(now time.Time) {
+	for {
+		no, ok := n.cl.PollNotice()
+		if !ok {
+			return
+		}
+		h := Handle(no.To)
+		s := n.slot(h)
+		if s == nil {
+			continue
+		}
+		k := endpoint.SubKey{Peer: no.Info.Peer, Track: no.Info.Name}
+		switch no.Kind {
+		case cluster.NoticePeerJoined:
+			n.event(h, endpoint.PeerJoined{Peer: no.Peer})
+		case cluster.NoticePeerLeft:
+			n.event(h, endpoint.PeerLeft{Peer: no.Peer})
+		case cluster.NoticeTrackPublished:
+			n.event(h, endpoint.TrackPublished{Info: no.Info})
+			if s.ep.AutoSubscribe() && s.room == no.Room {
+				if _, ok := s.ep.Subscription(k); !ok {
+					// The track was just announced, so it exists; a full
+					// subscription table is the one way this fails, and
+					// then the peer simply does not get this track.
+					_, _ = n.subscribe(now, h, s, cluster.TrackKey(k), endpoint.SubscribeOptions{Spatial: -1, Temporal: -1})
+				}
+			}
+		case cluster.NoticeTrackUnpublished:
+			n.event(h, endpoint.TrackUnpublished{Info: no.Info})
+		case cluster.NoticeSourceGone:
+			n.event(h, endpoint.SubscriptionChanged{Key: k, SSRC: no.Local.SSRC(), Kind: no.Info.Kind, State: endpoint.SubscriptionSourceGone})
+		case cluster.NoticeSourceBack:
+			n.event(h, endpoint.SubscriptionChanged{Key: k, SSRC: no.Local.SSRC(), Kind: no.Info.Kind, State: endpoint.SubscriptionActive})
+		case cluster.NoticeSubscriptionEnded:
+			if lt, ok := s.ep.Subscription(k); ok && lt == no.Local {
+				_, _ = s.ep.Unsubscribe(now, k)
+			}
+			n.event(h, endpoint.SubscriptionChanged{Key: k, SSRC: no.Local.SSRC(), Kind: no.Info.Kind, State: endpoint.SubscriptionEnded})
+		}
+	}
+}

@@ -1,0 +1,497 @@
+package endpoint
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/sansrtc/sfu/track"
+)
+
+// Errors returned for misuse. Malformed network input is never returned as
+// an error: it is counted in Stats.
+var (
+	ErrDuplicateTrack    = errors.New("endpoint: a track with this name is already published")
+	ErrNoSuchTrack       = errors.New("endpoint: no such published track")
+	ErrInvalidTrack      = errors.New("endpoint: invalid track")
+	ErrTooManyTracks     = errors.New("endpoint: too many tracks")
+	ErrAlreadySubscribed = errors.New("endpoint: already subscribed")
+	ErrNotSubscribed     = errors.New("endpoint: not subscribed")
+	ErrSSRCInUse         = errors.New("endpoint: ssrc already used by another track")
+)
+
+// Defaults of Config.
+const (
+	DefaultMaxTracks        = 32
+	DefaultMaxSubscriptions = 1024
+)
+
+// Extensions are the RTP header extension ids negotiated with the peer (0:
+// not negotiated).
+type Extensions struct {
+	MID         uint8
+	RID         uint8
+	RepairedRID uint8
+	AudioLevel  uint8
+}
+
+// Config configures an Endpoint.
+type Config struct {
+	// PeerID names the peer in its room (from its token); required.
+	PeerID string
+	// Owner is the id the endpoint's tracks put in their outputs (core:
+	// the endpoint's handle).
+	Owner uint64
+	// Rand draws SSRCs and initial sequence numbers; required to be seeded
+	// for determinism (core passes one derived from its seed).
+	Rand *rand.Rand
+	// Extensions the peer negotiated, used to demultiplex.
+	Extensions Extensions
+	// AutoSubscribe subscribes the peer to every track in its room, present
+	// and future (what a WHEP viewer needs).
+	AutoSubscribe bool
+	// MaxTracks bounds published tracks (default 32); MaxSubscriptions
+	// bounds subscriptions (default 1024).
+	MaxTracks        int
+	MaxSubscriptions int
+	// HistoryPackets and HistoryBytes size each published encoding's
+	// retransmission history (0: track defaults).
+	HistoryPackets int
+	HistoryBytes   int
+}
+
+// Validate reports a configuration error.
+func (c *Config) Validate() error {
+	if c.PeerID == "" {
+		return errors.New("endpoint: PeerID is required")
+	}
+	if c.Rand == nil {
+		return errors.New("endpoint: Rand is required")
+	}
+	return nil
+}
+
+// TrackOptions describe a track the peer publishes.
+type TrackOptions struct {
+	Name        string
+	Codec       track.Codec
+	PayloadType uint8 // the peer's payload type (0: any)
+	Priority    int
+	Metadata    string
+	// MID is the media section the track arrives in, for demultiplexing by
+	// the MID header extension.
+	MID string
+	// Encodings are the simulcast encodings, lowest quality first (empty:
+	// one encoding whose SSRC is learned from the first packet).
+	Encodings []track.Encoding
+}
+
+// SubscribeOptions shape a subscription.
+type SubscribeOptions struct {
+	// PayloadType is the payload type the subscriber negotiated for the
+	// codec (0: the publisher's).
+	PayloadType uint8
+	// Spatial and Temporal are the initial target layers (Spatial -1: the
+	// highest; Temporal -1: all).
+	Spatial  int
+	Temporal int8
+}
+
+// SubKey names a subscription: the publisher's peer id and track name.
+type SubKey struct {
+	Peer, Track string
+}
+
+// Stats are the endpoint's counters.
+type Stats struct {
+	RTPPackets, RTCPPackets uint64
+	// Malformed counts RTP and RTCP that did not parse; UnknownSSRC RTP
+	// that matched no track; Rejected packets a track refused (see the
+	// track's own stats for why).
+	Malformed, UnknownSSRC, Rejected uint64
+	// FeedbackUnknownSSRC counts RTCP feedback for an SSRC we do not send.
+	FeedbackUnknownSSRC uint64
+}
+
+type remote struct {
+	opts TrackOptions
+	rt   *track.RemoteTrack
+}
+
+type ssrcEntry struct {
+	ssrc uint32
+	rt   *track.RemoteTrack
+	enc  int
+}
+
+type local struct {
+	key SubKey
+	lt  *track.LocalTrack
+}
+
+// Endpoint is the machine for one peer.
+type Endpoint struct {
+	cfg      Config
+	out      *track.Output
+	remotes  []remote
+	ssrcs    []ssrcEntry
+	last     int // index into ssrcs of the last hit
+	locals   []local
+	rtcpSSRC uint32
+	pkt      track.Packet
+	stats    Stats
+}
+
+// New returns an Endpoint whose tracks write their outputs to out.
+func New(cfg Config, out *track.Output) (*Endpoint, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.MaxTracks <= 0 {
+		cfg.MaxTracks = DefaultMaxTracks
+	}
+	if cfg.MaxSubscriptions <= 0 {
+		cfg.MaxSubscriptions = DefaultMaxSubscriptions
+	}
+	return &Endpoint{cfg: cfg, out: out, rtcpSSRC: cfg.Rand.Uint32() | 1}, nil
+}
+
+// PeerID is the peer's id.
+func (e *Endpoint) PeerID() string { return e.cfg.PeerID }
+
+// Owner is the owner id given at creation.
+func (e *Endpoint) Owner() uint64 { return e.cfg.Owner }
+
+// AutoSubscribe reports whether the peer receives every track of its room.
+func (e *Endpoint) AutoSubscribe() bool { return e.cfg.AutoSubscribe }
+
+// RTCPSSRC is the sender SSRC of the RTCP the endpoint sends.
+func (e *Endpoint) RTCPSSRC() uint32 { return e.rtcpSSRC }
+
+// Stats returns the endpoint's counters.
+func (e *Endpoint) Stats() Stats { return e.stats }
+
+// Track returns the published track with that name.
+func (e *Endpoint) Track(name string) (*track.RemoteTrack, bool) {
+	for i := range e.remotes {
+		if e.remotes[i].opts.Name == name {
+			return e.remotes[i].rt, true
+		}
+	}
+	return nil, false
+}
+
+// Tracks returns the published tracks in publication order.
+func (e *Endpoint) Tracks() []*track.RemoteTrack {
+	ts := make([]*track.RemoteTrack, len(e.remotes))
+	for i := range e.remotes {
+		ts[i] = e.remotes[i].rt
+	}
+	return ts
+}
+
+// Subscription returns the LocalTrack of a subscription.
+func (e *Endpoint) Subscription(k SubKey) (*track.LocalTrack, bool) {
+	for i := range e.locals {
+		if e.locals[i].key == k {
+			return e.locals[i].lt, true
+		}
+	}
+	return nil, false
+}
+
+// Subscriptions returns the subscription keys in subscription order.
+func (e *Endpoint) Subscriptions() []SubKey {
+	ks := make([]SubKey, len(e.locals))
+	for i := range e.locals {
+		ks[i] = e.locals[i].key
+	}
+	return ks
+}
+
+// Publish adds a track the peer sends.
+func (e *Endpoint) Publish(now time.Time, o TrackOptions) (*track.RemoteTrack, error) {
+	if o.Name == "" || o.Codec == track.CodecUnknown || len(o.Name) > 256 || len(o.Metadata) > 4096 || len(o.Encodings) > 8 {
+		return nil, fmt.Errorf("%w: name %q, codec %v, %d encodings", ErrInvalidTrack, o.Name, o.Codec, len(o.Encodings))
+	}
+	if _, ok := e.Track(o.Name); ok {
+		return nil, fmt.Errorf("%w: %q", ErrDuplicateTrack, o.Name)
+	}
+	if len(e.remotes) >= e.cfg.MaxTracks {
+		return nil, ErrTooManyTracks
+	}
+	for _, enc := range o.Encodings {
+		if enc.SSRC != 0 && e.findSSRC(enc.SSRC) >= 0 {
+			return nil, fmt.Errorf("%w: %d", ErrSSRCInUse, enc.SSRC)
+		}
+	}
+	rt := track.NewRemoteTrack(track.RemoteConfig{
+		Owner:           e.cfg.Owner,
+		Info:            track.Info{Peer: e.cfg.PeerID, Name: o.Name, Codec: o.Codec, Priority: o.Priority, Metadata: o.Metadata},
+		PayloadType:     o.PayloadType,
+		Encodings:       append([]track.Encoding(nil), o.Encodings...),
+		HistoryPackets:  e.cfg.HistoryPackets,
+		HistoryBytes:    e.cfg.HistoryBytes,
+		AudioLevelExtID: e.cfg.Extensions.AudioLevel,
+	}, e.out)
+	e.remotes = append(e.remotes, remote{opts: o, rt: rt})
+	for i := 0; i < rt.Encodings(); i++ {
+		if s := rt.Encoding(i).SSRC; s != 0 {
+			e.ssrcs = append(e.ssrcs, ssrcEntry{ssrc: s, rt: rt, enc: i})
+		}
+	}
+	return rt, nil
+}
+
+// Unpublish removes a published track and closes it.
+func (e *Endpoint) Unpublish(now time.Time, name string) (*track.RemoteTrack, error) {
+	for i := range e.remotes {
+		if e.remotes[i].opts.Name != name {
+			continue
+		}
+		rt := e.remotes[i].rt
+		e.remotes = append(e.remotes[:i], e.remotes[i+1:]...)
+		kept := e.ssrcs[:0]
+		for _, s := range e.ssrcs {
+			if s.rt != rt {
+				kept = append(kept, s)
+			}
+		}
+		clear(e.ssrcs[len(kept):])
+		e.ssrcs = kept
+		e.last = 0
+		rt.Close()
+		return rt, nil
+	}
+	return nil, fmt.Errorf("%w: %q", ErrNoSuchTrack, name)
+}
+
+// Subscribe creates the LocalTrack for a subscription; the caller attaches
+// it to its source.
+func (e *Endpoint) Subscribe(now time.Time, k SubKey, kind track.Kind, o SubscribeOptions) (*track.LocalTrack, error) {
+	if _, ok := e.Subscription(k); ok {
+		return nil, fmt.Errorf("%w: %s/%s", ErrAlreadySubscribed, k.Peer, k.Track)
+	}
+	if len(e.locals) >= e.cfg.MaxSubscriptions {
+		return nil, ErrTooManyTracks
+	}
+	r := e.cfg.Rand
+	ssrc := r.Uint32()
+	for ssrc == 0 || e.findSSRC(ssrc) >= 0 || e.localBySSRC(ssrc) != nil {
+		ssrc = r.Uint32()
+	}
+	lt := track.NewLocalTrack(track.LocalConfig{
+		Owner:            e.cfg.Owner,
+		SSRC:             ssrc,
+		PayloadType:      o.PayloadType,
+		InitialSeq:       uint16(r.Uint32()),
+		InitialTimestamp: r.Uint32(),
+		InitialPictureID: uint16(r.Uint32()) & 0x7fff,
+		Kind:             kind,
+	})
+	spatial := o.Spatial
+	if spatial < 0 {
+		spatial = 1 << 10 // clamped to the source's highest
+	}
+	lt.SetTargetLayers(now, spatial, o.Temporal)
+	e.locals = append(e.locals, local{key: k, lt: lt})
+	return lt, nil
+}
+
+// Unsubscribe removes a subscription and returns its LocalTrack, which the
+// caller detaches from its source.
+func (e *Endpoint) Unsubscribe(now time.Time, k SubKey) (*track.LocalTrack, error) {
+	for i := range e.locals {
+		if e.locals[i].key == k {
+			lt := e.locals[i].lt
+			e.locals = append(e.locals[:i], e.locals[i+1:]...)
+			return lt, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: %s/%s", ErrNotSubscribed, k.Peer, k.Track)
+}
+
+func (e *Endpoint) findSSRC(ssrc uint32) int {
+	if e.last < len(e.ssrcs) && e.ssrcs[e.last].ssrc == ssrc {
+		return e.last
+	}
+	for i := range e.ssrcs {
+		if e.ssrcs[i].ssrc == ssrc {
+			e.last = i
+			return i
+		}
+	}
+	return -1
+}
+
+func (e *Endpoint) localBySSRC(ssrc uint32) *track.LocalTrack {
+	for i := range e.locals {
+		if e.locals[i].lt.SSRC() == ssrc {
+			return e.locals[i].lt
+		}
+	}
+	return nil
+}
+
+// HandleRTP takes one decrypted RTP packet from the peer (borrowed for the
+// call). It returns the track it belongs to and the stored packet to fan
+// out, or ok false when the packet was dropped (and counted).
+func (e *Endpoint) HandleRTP(now time.Time, buf []byte) (rt *track.RemoteTrack, p *track.Packet, ok bool) {
+	e.stats.RTPPackets++
+	pkt := &e.pkt
+	if err := pkt.Unmarshal(buf); err != nil {
+		e.stats.Malformed++
+		return nil, nil, false
+	}
+	i := e.findSSRC(pkt.SSRC)
+	if i < 0 {
+		i = e.bindSSRC(pkt)
+		if i < 0 {
+			e.stats.UnknownSSRC++
+			return nil, nil, false
+		}
+	}
+	s := &e.ssrcs[i]
+	stored, err := s.rt.HandleRTP(now, pkt, s.enc)
+	if err != nil {
+		e.stats.Rejected++
+		return nil, nil, false
+	}
+	return s.rt, stored, true
+}
+
+// bindSSRC finds the track of a packet whose SSRC was not declared: by the
+// RID (and MID) header extensions, by the MID alone for a single-encoding
+// track, or as the only track waiting for an SSRC with this payload type.
+func (e *Endpoint) bindSSRC(p *track.Packet) int {
+	if len(e.ssrcs) >= e.cfg.MaxTracks*8 {
+		return -1
+	}
+	ext := e.cfg.Extensions
+	if ext.RepairedRID != 0 && p.Extension(ext.RepairedRID) != nil {
+		return -1 // RTX from the publisher: not requested by us yet
+	}
+	var mid []byte
+	if ext.MID != 0 {
+		mid = p.Extension(ext.MID)
+	}
+	var rid []byte
+	if ext.RID != 0 {
+		rid = p.Extension(ext.RID)
+	}
+	match := -1
+	for ri := range e.remotes {
+		r := &e.remotes[ri]
+		if mid != nil && r.opts.MID != string(mid) {
+			continue
+		}
+		if r.opts.PayloadType != 0 && r.opts.PayloadType != p.PayloadType {
+			continue
+		}
+		enc := -1
+		if rid != nil {
+			if j, ok := r.rt.EncodingByRID(rid); ok && r.rt.Encoding(j).SSRC == 0 {
+				enc = j
+			}
+		} else {
+			for j := 0; j < r.rt.Encodings(); j++ {
+				if en := r.rt.Encoding(j); en.SSRC == 0 && en.RID == "" {
+					enc = j
+					break
+				}
+			}
+		}
+		if enc < 0 {
+			continue
+		}
+		if match >= 0 && mid == nil && rid == nil {
+			return -1 // ambiguous: two tracks could take it
+		}
+		match = len(e.ssrcs)
+		r.rt.BindSSRC(enc, p.SSRC)
+		e.ssrcs = append(e.ssrcs, ssrcEntry{ssrc: p.SSRC, rt: r.rt, enc: enc})
+		if mid != nil || rid != nil {
+			break
+		}
+	}
+	if match < 0 {
+		return -1
+	}
+	e.last = match
+	return match
+}
+
+// HandleRTCP takes one decrypted compound RTCP packet from the peer:
+// NACKs are answered from history into out, PLI and FIR become keyframe
+// requests to the source. Malformed packets are counted and the rest of the
+// compound packet is skipped.
+func (e *Endpoint) HandleRTCP(now time.Time, buf []byte, out *track.Output) {
+	for len(buf) > 0 {
+		p, rest, err := track.ReadRTCP(buf)
+		if err != nil {
+			e.stats.Malformed++
+			return
+		}
+		buf = rest
+		e.stats.RTCPPackets++
+		switch {
+		case p.Type == track.RTCPTypePSFB && p.Count == track.RTCPFormatPLI:
+			if lt := e.localBySSRC(p.MediaSSRC()); lt != nil {
+				lt.HandlePLI(now)
+			} else {
+				e.stats.FeedbackUnknownSSRC++
+			}
+		case p.Type == track.RTCPTypePSFB && p.Count == track.RTCPFormatFIR:
+			for i := 0; i < p.FIREntries(); i++ {
+				ssrc, _ := p.FIREntry(i)
+				if lt := e.localBySSRC(ssrc); lt != nil {
+					lt.HandlePLI(now)
+				} else {
+					e.stats.FeedbackUnknownSSRC++
+				}
+			}
+		case p.Type == track.RTCPTypeRTPFB && p.Count == track.RTCPFormatNACK:
+			lt := e.localBySSRC(p.MediaSSRC())
+			if lt == nil {
+				e.stats.FeedbackUnknownSSRC++
+				continue
+			}
+			for i := 0; i < p.NACKCount(); i++ {
+				pid, blp := p.NACK(i)
+				lt.HandleNACK(now, pid, out)
+				for b := uint16(0); b < 16; b++ {
+					if blp&(1<<b) != 0 {
+						lt.HandleNACK(now, pid+b+1, out)
+					}
+				}
+			}
+		}
+	}
+}
+
+// HandleTimeout runs the tracks' timers (keyframe request retries).
+func (e *Endpoint) HandleTimeout(now time.Time) {
+	for i := range e.remotes {
+		e.remotes[i].rt.HandleTimeout(now)
+	}
+}
+
+// PollTimeout is the earliest deadline of the endpoint's tracks.
+func (e *Endpoint) PollTimeout() (time.Time, bool) {
+	var at time.Time
+	for i := range e.remotes {
+		if t, ok := e.remotes[i].rt.PollTimeout(); ok && (at.IsZero() || t.Before(at)) {
+			at = t
+		}
+	}
+	return at, !at.IsZero()
+}
+
+// Close closes every published track. Subscriptions are the caller's to
+// detach (it owns the room).
+func (e *Endpoint) Close() {
+	for i := range e.remotes {
+		e.remotes[i].rt.Close()
+	}
+}

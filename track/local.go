@@ -1,0 +1,475 @@
+package track
+
+import "time"
+
+// Default sizes of a LocalTrack (see LocalConfig).
+const (
+	DefaultVideoNACKWindow = 512
+	DefaultAudioNACKWindow = 128
+	// gapReserveMax is the largest sequence gap whose missing packets keep
+	// their outgoing sequence numbers reserved, so they can still be
+	// forwarded in place when they arrive late.
+	gapReserveMax = 64
+	// nackMaxPerPacket and nackMinSpacing bound what one NACKed packet can
+	// cost: a lying subscriber cannot turn NACKs into a flood.
+	nackMaxPerPacket = 3
+	nackMinSpacing   = 10 * time.Millisecond
+)
+
+// LocalConfig configures a LocalTrack.
+type LocalConfig struct {
+	// Owner is copied into every Transmit (core: the subscriber endpoint).
+	Owner uint64
+	// SSRC is the outgoing SSRC.
+	SSRC uint32
+	// PayloadType is the outgoing payload type (0: the source's).
+	PayloadType uint8
+	// InitialSeq, InitialTimestamp and InitialPictureID start the outgoing
+	// numbering; callers draw them from their seeded random source.
+	InitialSeq       uint16
+	InitialTimestamp uint32
+	InitialPictureID uint16
+	// NACKWindow is how many recent outgoing packets can be retransmitted
+	// (default 512 for video, 128 for audio).
+	NACKWindow int
+	// Kind sizes the defaults; the source's kind must match.
+	Kind Kind
+}
+
+// LocalState is what a LocalTrack is doing.
+type LocalState uint8
+
+// LocalTrack states.
+const (
+	LocalNoSource   LocalState = iota + 1 // no source attached (publisher gone)
+	LocalWaitingKey                       // attached, waiting for a keyframe to start
+	LocalForwarding                       // forwarding
+	LocalPaused                           // paused by the subscriber
+)
+
+func (s LocalState) String() string {
+	switch s {
+	case LocalNoSource:
+		return "no-source"
+	case LocalWaitingKey:
+		return "waiting-keyframe"
+	case LocalForwarding:
+		return "forwarding"
+	case LocalPaused:
+		return "paused"
+	}
+	return "unknown"
+}
+
+// LocalStats are a LocalTrack's counters.
+type LocalStats struct {
+	Packets, Bytes, Keyframes uint64
+	// DroppedLayer counts packets of layers above the target;
+	// DroppedWaiting packets dropped while waiting for a keyframe or paused;
+	// DroppedLate late packets whose place could not be kept.
+	DroppedLayer, DroppedWaiting, DroppedLate uint64
+	Switches                                  uint64 // encoding or source switches
+	NACKs, Retransmits, NACKMisses            uint64
+	PLIs                                      uint64 // keyframe requests from the subscriber
+}
+
+// LocalTrack is one subscription: the machine that decides, packet by
+// packet, what a subscriber receives from a RemoteTrack, and rewrites SSRC,
+// sequence numbers, timestamps and VP8/VP9 picture ids so that the
+// subscriber sees one continuous stream across everything behind it:
+// dropped temporal layers, simulcast encoding switches, the publisher
+// leaving and coming back, pause and resume. It starts and resumes only on
+// a keyframe and asks its source for one. It keeps a map from outgoing to
+// source sequence numbers so NACKs are served from the RemoteTrack's
+// history instead of a copy per subscriber.
+type LocalTrack struct {
+	cfg LocalConfig
+	src *RemoteTrack
+	gen uint32 // bumped when the source changes; older NACK entries are stale
+
+	paused  bool
+	needKey bool
+	started bool
+
+	target, current int
+	maxTemporal     int8 // -1: all
+	pendTemporal    int8 // a temporal up-switch waits for a sync point
+	clockRate       uint32
+
+	// Rewriting: out = src + offset (mod the field's width).
+	seqOff  uint16
+	tsOff   uint32
+	pidOff  int32
+	tl0Off  uint8
+	highest uint64 // newest source extended seq handled in this epoch
+	epoch   uint32 // bumped at every switch; older gap reservations are stale
+
+	lastSeq        uint16
+	lastTS         uint32
+	lastPID        int32
+	lastTL0        int16
+	lastAt         time.Time
+	lastDroppedPID int32
+
+	fwd     []fwdEntry // by outgoing seq
+	reserve []resEntry // by source extended seq
+	stats   LocalStats
+}
+
+type fwdEntry struct {
+	srcExt  uint64
+	lastRTX int64 // virtual unix nanoseconds of the last retransmission
+	outTS   uint32
+	pid     int32
+	gen     uint32
+	outSeq  uint16
+	tl0     int16
+	enc     uint8
+	rtx     uint8
+	valid   bool
+}
+
+type resEntry struct {
+	srcExt uint64
+	epoch  uint32
+	outSeq uint16
+	valid  bool
+}
+
+// NewLocalTrack returns a LocalTrack with no source.
+func NewLocalTrack(cfg LocalConfig) *LocalTrack {
+	if cfg.NACKWindow <= 0 {
+		cfg.NACKWindow = DefaultVideoNACKWindow
+		if cfg.Kind == KindAudio {
+			cfg.NACKWindow = DefaultAudioNACKWindow
+		}
+	}
+	n := 1
+	for n < cfg.NACKWindow {
+		n <<= 1
+	}
+	r := 1
+	for r < 2*gapReserveMax {
+		r <<= 1
+	}
+	return &LocalTrack{
+		cfg:            cfg,
+		maxTemporal:    -1,
+		pendTemporal:   -1,
+		lastPID:        -1,
+		lastTL0:        -1,
+		lastDroppedPID: -1,
+		fwd:            make([]fwdEntry, n),
+		reserve:        make([]resEntry, r),
+		target:         -1,
+	}
+}
+
+// SSRC is the outgoing SSRC.
+func (l *LocalTrack) SSRC() uint32 { return l.cfg.SSRC }
+
+// Owner is the owner id given at creation.
+func (l *LocalTrack) Owner() uint64 { return l.cfg.Owner }
+
+// Source is the RemoteTrack forwarded from, or nil.
+func (l *LocalTrack) Source() *RemoteTrack { return l.src }
+
+// State says what the track is doing.
+func (l *LocalTrack) State() LocalState {
+	switch {
+	case l.src == nil:
+		return LocalNoSource
+	case l.paused:
+		return LocalPaused
+	case l.needKey:
+		return LocalWaitingKey
+	}
+	return LocalForwarding
+}
+
+// CurrentLayers are the encoding forwarded and the highest temporal layer
+// (-1: all).
+func (l *LocalTrack) CurrentLayers() (spatial int, temporal int8) { return l.current, l.maxTemporal }
+
+// Stats returns the track's counters.
+func (l *LocalTrack) Stats() LocalStats { return l.stats }
+
+// SetSource attaches the track to src (nil detaches). The outgoing stream
+// continues where it was: numbering resumes from the last packet sent, on
+// the new source's next keyframe, which is requested now.
+func (l *LocalTrack) SetSource(now time.Time, src *RemoteTrack) {
+	if src == l.src {
+		return
+	}
+	l.src = src
+	l.gen++
+	l.epoch++
+	if src == nil {
+		l.needKey = true
+		return
+	}
+	l.clockRate = src.cfg.Info.Codec.ClockRate()
+	n := src.Encodings()
+	if l.target < 0 || l.target >= n {
+		l.target = n - 1
+	}
+	l.current = l.target
+	l.stats.Switches++
+	l.restart(now)
+}
+
+// SetPaused pauses or resumes forwarding. Resuming waits for a keyframe and
+// asks for one.
+func (l *LocalTrack) SetPaused(now time.Time, paused bool) {
+	if paused == l.paused {
+		return
+	}
+	l.paused = paused
+	if !paused {
+		l.restart(now)
+	}
+}
+
+// SetTargetLayers selects the simulcast encoding (spatial, clamped to what
+// the source has) and the highest temporal layer (-1: all). A new encoding
+// is switched to on its next keyframe, which is requested; until then the
+// current one keeps flowing. A lower temporal layer applies at once, a
+// higher one at its next switching point.
+func (l *LocalTrack) SetTargetLayers(now time.Time, spatial int, temporal int8) {
+	if l.src != nil {
+		if spatial >= l.src.Encodings() {
+			spatial = l.src.Encodings() - 1
+		}
+	}
+	if spatial < 0 {
+		spatial = 0
+	}
+	if spatial != l.target {
+		l.target = spatial
+		if l.src != nil && !l.paused && l.target != l.current {
+			l.src.RequestKeyframe(now, l.target)
+		}
+	}
+	if temporal < 0 {
+		temporal = -1
+	}
+	switch {
+	case temporal == l.maxTemporal:
+		l.pendTemporal = temporal
+	case temporal >= 0 && (l.maxTemporal < 0 || temporal < l.maxTemporal):
+		l.maxTemporal, l.pendTemporal = temporal, temporal
+	default:
+		l.pendTemporal = temporal
+	}
+}
+
+// restart waits for a keyframe on the target encoding and asks for one.
+func (l *LocalTrack) restart(now time.Time) {
+	l.needKey = true
+	if l.src != nil && !l.paused {
+		l.src.RequestKeyframe(now, l.target)
+	}
+}
+
+// Forward decides whether p, a packet stored by the source RemoteTrack,
+// goes to the subscriber; if so it queues the rewritten Transmit on out and
+// returns true. It never allocates.
+func (l *LocalTrack) Forward(now time.Time, p *Packet, out *Output) bool {
+	if l.src == nil || l.paused {
+		l.stats.DroppedWaiting++
+		return false
+	}
+	enc := int(p.Encoding)
+	if enc != l.current || l.needKey {
+		if enc != l.target || !p.Meta.Keyframe {
+			l.stats.DroppedWaiting++
+			return false
+		}
+		l.switchTo(now, p)
+	}
+	if l.pendTemporal != l.maxTemporal && p.Meta.Temporal <= l.pendTemporal &&
+		(p.Meta.LayerSync || p.Meta.Keyframe || p.Meta.Temporal <= 0) {
+		l.maxTemporal = l.pendTemporal
+	}
+	ext := p.ExtSeq
+	var outSeq uint16
+	if ext > l.highest {
+		for s := l.highest + 1; s < ext && s-l.highest <= gapReserveMax; s++ {
+			r := &l.reserve[s&uint64(len(l.reserve)-1)]
+			*r = resEntry{srcExt: s, epoch: l.epoch, outSeq: uint16(s) + l.seqOff, valid: true}
+		}
+		l.highest = ext
+		if l.maxTemporal >= 0 && p.Meta.Temporal > l.maxTemporal {
+			// Close the gap this packet leaves, and the picture-id gap its
+			// frame leaves, so the subscriber sees no loss.
+			l.seqOff--
+			if p.Meta.PictureID >= 0 && p.Meta.PictureID != l.lastDroppedPID {
+				l.pidOff--
+				l.lastDroppedPID = p.Meta.PictureID
+			}
+			l.stats.DroppedLayer++
+			return false
+		}
+		outSeq = uint16(ext) + l.seqOff
+	} else {
+		r := &l.reserve[ext&uint64(len(l.reserve)-1)]
+		if !r.valid || r.srcExt != ext || r.epoch != l.epoch {
+			l.stats.DroppedLate++
+			return false
+		}
+		r.valid = false
+		outSeq = r.outSeq
+	}
+	t := out.push()
+	l.fill(t, p, outSeq, p.Timestamp+l.tsOff)
+	if p.Meta.PictureID >= 0 {
+		t.PictureID = l.rewritePID(p.Meta.PictureID, p.Meta.PictureIDBits)
+	}
+	if p.Meta.TL0PICIDX >= 0 {
+		t.TL0PICIDX = int16(uint8(p.Meta.TL0PICIDX) + l.tl0Off)
+	}
+	f := &l.fwd[outSeq&uint16(len(l.fwd)-1)]
+	*f = fwdEntry{srcExt: ext, outTS: t.Timestamp, pid: t.PictureID, gen: l.gen, outSeq: outSeq,
+		tl0: t.TL0PICIDX, enc: p.Encoding, valid: true}
+	if int16(outSeq-l.lastSeq) > 0 || !l.started {
+		l.lastSeq = outSeq
+	}
+	if int32(t.Timestamp-l.lastTS) > 0 || !l.started {
+		l.lastTS = t.Timestamp
+	}
+	if t.PictureID >= 0 {
+		l.lastPID = t.PictureID
+	}
+	if t.TL0PICIDX >= 0 {
+		l.lastTL0 = t.TL0PICIDX
+	}
+	l.started = true
+	l.lastAt = now
+	l.stats.Packets++
+	l.stats.Bytes += uint64(len(p.Payload))
+	if p.Meta.Keyframe {
+		l.stats.Keyframes++
+	}
+	return true
+}
+
+func (l *LocalTrack) fill(t *Transmit, p *Packet, seq uint16, ts uint32) {
+	pt := l.cfg.PayloadType
+	if pt == 0 {
+		pt = p.PayloadType
+	}
+	*t = Transmit{
+		Owner:           l.cfg.Owner,
+		SSRC:            l.cfg.SSRC,
+		SequenceNumber:  seq,
+		Timestamp:       ts,
+		PayloadType:     pt,
+		Marker:          p.Marker,
+		Payload:         p.Payload,
+		Keyframe:        p.Meta.Keyframe,
+		AudioLevel:      p.AudioLevel,
+		Voice:           p.Voice,
+		PictureID:       -1,
+		PictureIDBits:   p.Meta.PictureIDBits,
+		PictureIDOffset: p.Meta.PictureIDOffset,
+		TL0PICIDX:       -1,
+		TL0PICIDXOffset: p.Meta.TL0PICIDXOffset,
+	}
+}
+
+func (l *LocalTrack) rewritePID(pid int32, bits uint8) int32 {
+	if bits == 7 {
+		return (pid + l.pidOff) & 0x7f
+	}
+	return (pid + l.pidOff) & 0x7fff
+}
+
+// switchTo starts forwarding from keyframe p: the offsets are chosen so
+// that p follows the last packet sent without a gap or a step back.
+func (l *LocalTrack) switchTo(now time.Time, p *Packet) {
+	if l.current != int(p.Encoding) {
+		l.stats.Switches++
+	}
+	l.current = int(p.Encoding)
+	l.needKey = false
+	l.epoch++
+	l.highest = p.ExtSeq - 1
+	l.lastDroppedPID = -1
+	if !l.started {
+		l.seqOff = l.cfg.InitialSeq - uint16(p.ExtSeq)
+		l.tsOff = l.cfg.InitialTimestamp - p.Timestamp
+		if p.Meta.PictureID >= 0 {
+			l.pidOff = int32(l.cfg.InitialPictureID) - p.Meta.PictureID
+		}
+		if p.Meta.TL0PICIDX >= 0 {
+			l.tl0Off = uint8(l.cfg.InitialPictureID) - uint8(p.Meta.TL0PICIDX)
+		}
+		return
+	}
+	l.seqOff = l.lastSeq + 1 - uint16(p.ExtSeq)
+	ticks := uint32(1)
+	if l.clockRate > 0 && now.After(l.lastAt) {
+		if t := uint64(now.Sub(l.lastAt)) * uint64(l.clockRate) / uint64(time.Second); t > 1 {
+			ticks = uint32(t)
+		}
+	}
+	l.tsOff = l.lastTS + ticks - p.Timestamp
+	if p.Meta.PictureID >= 0 {
+		if l.lastPID >= 0 {
+			l.pidOff = l.lastPID + 1 - p.Meta.PictureID
+		} else {
+			l.pidOff = int32(l.cfg.InitialPictureID) - p.Meta.PictureID
+		}
+	}
+	if p.Meta.TL0PICIDX >= 0 {
+		if l.lastTL0 >= 0 {
+			l.tl0Off = uint8(l.lastTL0) + 1 - uint8(p.Meta.TL0PICIDX)
+		} else {
+			l.tl0Off = uint8(l.cfg.InitialPictureID) - uint8(p.Meta.TL0PICIDX)
+		}
+	}
+}
+
+// HandleNACK answers the subscriber's NACK for outgoing sequence number seq
+// by queueing the packet again from the source's history. It reports
+// whether a retransmission was queued; a packet no longer in the history,
+// from a source since replaced, or already retransmitted too often is not.
+func (l *LocalTrack) HandleNACK(now time.Time, seq uint16, out *Output) bool {
+	l.stats.NACKs++
+	f := &l.fwd[seq&uint16(len(l.fwd)-1)]
+	if !f.valid || f.outSeq != seq || f.gen != l.gen || l.src == nil {
+		l.stats.NACKMisses++
+		return false
+	}
+	ns := now.UnixNano()
+	if f.rtx >= nackMaxPerPacket || (f.rtx > 0 && ns-f.lastRTX < int64(nackMinSpacing)) {
+		l.stats.NACKMisses++
+		return false
+	}
+	p := l.src.Packet(int(f.enc), f.srcExt)
+	if p == nil {
+		l.stats.NACKMisses++
+		return false
+	}
+	f.rtx++
+	f.lastRTX = ns
+	t := out.push()
+	l.fill(t, p, seq, f.outTS)
+	t.PictureID = f.pid
+	t.TL0PICIDX = f.tl0
+	t.Retransmit = true
+	l.stats.Retransmits++
+	return true
+}
+
+// HandlePLI passes the subscriber's keyframe request to the source.
+func (l *LocalTrack) HandlePLI(now time.Time) {
+	l.stats.PLIs++
+	if l.src != nil && !l.paused {
+		enc := l.current
+		if l.needKey {
+			enc = l.target
+		}
+		l.src.RequestKeyframe(now, enc)
+	}
+}

@@ -1,0 +1,350 @@
+package track
+
+import (
+	"errors"
+	"time"
+)
+
+// Errors and drop reasons of RemoteTrack.
+var (
+	ErrUnknownEncoding = errors.New("track: packet for an unknown encoding")
+	ErrDuplicate       = errors.New("track: duplicate packet")
+	ErrTooOld          = errors.New("track: packet older than the history")
+	ErrPayloadType     = errors.New("track: unexpected payload type")
+)
+
+// Default sizes and intervals of a RemoteTrack (see RemoteConfig).
+const (
+	DefaultVideoHistoryPackets = 1024
+	DefaultVideoHistoryBytes   = 512 << 10
+	DefaultAudioHistoryPackets = 128
+	DefaultAudioHistoryBytes   = 24 << 10
+	DefaultKeyframeMinInterval = 300 * time.Millisecond
+	DefaultKeyframeRetry       = time.Second
+)
+
+// Encoding describes one simulcast encoding of a published track: its RID
+// and/or SSRC. Encodings are ordered lowest quality first; the index is
+// the spatial layer a LocalTrack selects.
+type Encoding struct {
+	RID  string
+	SSRC uint32 // 0 until known (RID-only simulcast learns it from the first packet)
+}
+
+// RemoteConfig configures a RemoteTrack. The zero value of each field
+// selects its default.
+type RemoteConfig struct {
+	// Owner is an opaque id copied into the Feedback the track emits (core:
+	// the publisher's endpoint handle).
+	Owner uint64
+	Info  Info
+	// PayloadType is the publisher's payload type for the codec; packets of
+	// another type are dropped (0: accept any).
+	PayloadType uint8
+	// Encodings lists the simulcast encodings; empty means one encoding.
+	Encodings []Encoding
+	// HistoryPackets and HistoryBytes bound the retransmission history per
+	// encoding. Defaults: 1024 packets / 512 KiB for video, 128 / 24 KiB for
+	// audio (about two seconds at 2 Mbps).
+	HistoryPackets int
+	HistoryBytes   int
+	// KeyframeMinInterval is the least time between two keyframe requests
+	// to the publisher for one encoding, however many subscribers ask
+	// (default 300 ms). KeyframeRetry re-sends a request that no keyframe
+	// answered (default 1 s).
+	KeyframeMinInterval time.Duration
+	KeyframeRetry       time.Duration
+	// AudioLevelExtID is the negotiated id of the ssrc-audio-level header
+	// extension (0: none).
+	AudioLevelExtID uint8
+}
+
+// Info describes a published track as the room sees it.
+type Info struct {
+	Peer     string // the publisher's peer id
+	Name     string // unique per publisher
+	Kind     Kind
+	Codec    Codec
+	Priority int    // higher is allocated bandwidth first
+	Metadata string // free-form, application defined
+	Layers   int    // number of simulcast encodings
+}
+
+// RemoteStats are a RemoteTrack's counters.
+type RemoteStats struct {
+	Packets, Bytes, Keyframes uint64
+	// Dropped counts packets not stored: malformed descriptors, duplicates,
+	// packets too old or for an unknown encoding, wrong payload type.
+	Malformed, Duplicates, TooOld, UnknownEncoding, WrongPayloadType uint64
+	KeyframeRequests                                                uint64 // sent upstream
+}
+
+// RemoteTrack is one track published into the node: the machine that
+// takes the publisher's RTP, parses codec metadata, keeps a bounded history
+// per encoding, and coalesces subscribers' keyframe requests into
+// rate-limited feedback to the publisher.
+type RemoteTrack struct {
+	cfg   RemoteConfig
+	out   *Output
+	encs  []remoteEncoding
+	stats RemoteStats
+	// closed tracks accept no packets; LocalTracks drop them as sources.
+	closed bool
+	// timerListed: registered in out's timer list.
+	timerListed bool
+}
+
+type remoteEncoding struct {
+	Encoding
+	hist        history
+	highest     uint64 // highest extended seq seen (valid when started)
+	started     bool
+	lastArrival time.Time
+
+	kfWanted    bool      // a keyframe request is outstanding
+	kfNext      time.Time // when the next request may be (re)sent
+	kfLastSent  time.Time
+	lastKeyAt   time.Time
+	firSeq      uint8
+	bitrateBps  uint64
+	rateBytes   uint64
+	rateWindowT time.Time
+}
+
+// NewRemoteTrack returns a RemoteTrack writing its feedback into out.
+func NewRemoteTrack(cfg RemoteConfig, out *Output) *RemoteTrack {
+	if cfg.Info.Kind == 0 {
+		cfg.Info.Kind = cfg.Info.Codec.Kind()
+	}
+	if cfg.HistoryPackets <= 0 {
+		cfg.HistoryPackets = DefaultVideoHistoryPackets
+		if cfg.Info.Kind == KindAudio {
+			cfg.HistoryPackets = DefaultAudioHistoryPackets
+		}
+	}
+	if cfg.HistoryBytes <= 0 {
+		cfg.HistoryBytes = DefaultVideoHistoryBytes
+		if cfg.Info.Kind == KindAudio {
+			cfg.HistoryBytes = DefaultAudioHistoryBytes
+		}
+	}
+	if cfg.KeyframeMinInterval <= 0 {
+		cfg.KeyframeMinInterval = DefaultKeyframeMinInterval
+	}
+	if cfg.KeyframeRetry <= 0 {
+		cfg.KeyframeRetry = DefaultKeyframeRetry
+	}
+	if len(cfg.Encodings) == 0 {
+		cfg.Encodings = []Encoding{{}}
+	}
+	cfg.Info.Layers = len(cfg.Encodings)
+	t := &RemoteTrack{cfg: cfg, out: out, encs: make([]remoteEncoding, len(cfg.Encodings))}
+	for i := range t.encs {
+		t.encs[i].Encoding = cfg.Encodings[i]
+		// The history is allocated when the encoding's first packet arrives,
+		// so declared but unused simulcast layers cost nothing.
+	}
+	return t
+}
+
+// Info returns the track's description.
+func (t *RemoteTrack) Info() Info { return t.cfg.Info }
+
+// Owner is the owner id given at creation.
+func (t *RemoteTrack) Owner() uint64 { return t.cfg.Owner }
+
+// Encodings is the number of simulcast encodings.
+func (t *RemoteTrack) Encodings() int { return len(t.encs) }
+
+// Encoding returns encoding i's RID and SSRC.
+func (t *RemoteTrack) Encoding(i int) Encoding { return t.encs[i].Encoding }
+
+// EncodingBySSRC returns the index of the encoding with that SSRC.
+func (t *RemoteTrack) EncodingBySSRC(ssrc uint32) (int, bool) {
+	for i := range t.encs {
+		if t.encs[i].SSRC == ssrc && ssrc != 0 {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+// EncodingByRID returns the index of the encoding with that RID.
+func (t *RemoteTrack) EncodingByRID(rid []byte) (int, bool) {
+	for i := range t.encs {
+		if t.encs[i].RID != "" && t.encs[i].RID == string(rid) {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+// BindSSRC records the SSRC of encoding i, learned from a packet (RID-based
+// simulcast or an SSRC the signalling did not declare).
+func (t *RemoteTrack) BindSSRC(i int, ssrc uint32) {
+	if i >= 0 && i < len(t.encs) {
+		t.encs[i].SSRC = ssrc
+	}
+}
+
+// Stats returns the track's counters.
+func (t *RemoteTrack) Stats() RemoteStats { return t.stats }
+
+// Closed reports whether Close was called.
+func (t *RemoteTrack) Closed() bool { return t.closed }
+
+// BitrateBps is the measured bitrate of encoding i over the last second.
+func (t *RemoteTrack) BitrateBps(i int) uint64 { return t.encs[i].bitrateBps }
+
+// LastKeyframe is when encoding i last delivered a keyframe.
+func (t *RemoteTrack) LastKeyframe(i int) time.Time { return t.encs[i].lastKeyAt }
+
+// Packet returns the stored packet of encoding enc with extended sequence
+// number ext, for retransmission, or nil when it has left the history.
+func (t *RemoteTrack) Packet(enc int, ext uint64) *Packet {
+	if enc < 0 || enc >= len(t.encs) {
+		return nil
+	}
+	return t.encs[enc].hist.get(ext)
+}
+
+// HandleRTP takes a parsed packet of encoding enc (its header view only;
+// the payload is borrowed) and returns the stored copy that subscribers
+// forward, or an error when the packet is dropped (the track counts it).
+// The stored copy's payload lives in the history and stays valid until the
+// history wraps, which is far longer than one Handle call.
+func (t *RemoteTrack) HandleRTP(now time.Time, p *Packet, enc int) (*Packet, error) {
+	if enc < 0 || enc >= len(t.encs) || t.closed {
+		t.stats.UnknownEncoding++
+		return nil, ErrUnknownEncoding
+	}
+	if t.cfg.PayloadType != 0 && p.PayloadType != t.cfg.PayloadType {
+		t.stats.WrongPayloadType++
+		return nil, ErrPayloadType
+	}
+	e := &t.encs[enc]
+	if e.hist.slots == nil {
+		e.hist = newHistory(t.cfg.HistoryPackets, t.cfg.HistoryBytes)
+	}
+	// Unwrap the sequence number around the highest one seen.
+	var ext uint64
+	if !e.started {
+		ext = 1<<32 + uint64(p.SequenceNumber) // room to go back before the first
+	} else {
+		delta := int64(int16(p.SequenceNumber - uint16(e.highest)))
+		ext = uint64(int64(e.highest) + delta)
+		if delta <= 0 {
+			if e.highest-ext >= uint64(len(e.hist.slots)) {
+				t.stats.TooOld++
+				return nil, ErrTooOld
+			}
+			if e.hist.has(ext) {
+				t.stats.Duplicates++
+				return nil, ErrDuplicate
+			}
+		}
+	}
+	if err := p.ParseMeta(t.cfg.Info.Codec); err != nil {
+		t.stats.Malformed++
+		return nil, err
+	}
+	p.ExtSeq = ext
+	p.Encoding = uint8(enc)
+	if t.cfg.AudioLevelExtID != 0 {
+		if lvl, voice, ok := AudioLevel(p.Extension(t.cfg.AudioLevelExtID)); ok {
+			p.AudioLevel, p.Voice = int8(lvl), voice
+		}
+	}
+	stored := e.hist.put(p)
+	if stored == nil {
+		t.stats.Malformed++
+		return nil, ErrShortPacket
+	}
+	if !e.started || ext > e.highest {
+		e.highest = ext
+		e.started = true
+	}
+	e.lastArrival = now
+	t.stats.Packets++
+	t.stats.Bytes += uint64(len(p.Payload))
+	e.rateBytes += uint64(len(p.Payload))
+	if d := now.Sub(e.rateWindowT); d >= time.Second || e.rateWindowT.IsZero() {
+		if !e.rateWindowT.IsZero() {
+			e.bitrateBps = e.rateBytes * 8 * uint64(time.Second) / uint64(d)
+		}
+		e.rateBytes, e.rateWindowT = 0, now
+	}
+	if stored.Meta.Keyframe {
+		t.stats.Keyframes++
+		e.lastKeyAt = now
+		e.kfWanted = false
+	}
+	return stored, nil
+}
+
+// RequestKeyframe asks the publisher for a keyframe on encoding enc. Many
+// requests coalesce into one; requests are spaced by KeyframeMinInterval
+// and repeated every KeyframeRetry until a keyframe arrives.
+func (t *RemoteTrack) RequestKeyframe(now time.Time, enc int) {
+	if enc < 0 || enc >= len(t.encs) || t.closed || t.cfg.Info.Kind == KindAudio {
+		return
+	}
+	e := &t.encs[enc]
+	if e.kfWanted {
+		return
+	}
+	e.kfWanted = true
+	if next := e.kfLastSent.Add(t.cfg.KeyframeMinInterval); e.kfLastSent.IsZero() || !next.After(now) {
+		t.sendKeyframeRequest(now, enc)
+	} else {
+		e.kfNext = next
+	}
+	if t.out != nil {
+		t.out.addTimer(t)
+	}
+}
+
+func (t *RemoteTrack) sendKeyframeRequest(now time.Time, enc int) {
+	e := &t.encs[enc]
+	e.kfLastSent = now
+	e.kfNext = now.Add(t.cfg.KeyframeRetry)
+	if e.SSRC == 0 { // not yet known: the retry sends it once it is
+		return
+	}
+	t.stats.KeyframeRequests++
+	e.firSeq++
+	if t.out != nil {
+		t.out.pushFeedback(Feedback{Owner: t.cfg.Owner, Type: FeedbackPLI, SSRC: e.SSRC, FIRSeq: e.firSeq})
+	}
+}
+
+// HandleTimeout sends keyframe requests that are due.
+func (t *RemoteTrack) HandleTimeout(now time.Time) {
+	for i := range t.encs {
+		e := &t.encs[i]
+		if e.kfWanted && !e.kfNext.After(now) {
+			t.sendKeyframeRequest(now, i)
+		}
+	}
+}
+
+// PollTimeout is when HandleTimeout next has work.
+func (t *RemoteTrack) PollTimeout() (time.Time, bool) {
+	var at time.Time
+	for i := range t.encs {
+		e := &t.encs[i]
+		if e.kfWanted && (at.IsZero() || e.kfNext.Before(at)) {
+			at = e.kfNext
+		}
+	}
+	return at, !at.IsZero()
+}
+
+// Close ends the track: it drops further packets and releases its history.
+func (t *RemoteTrack) Close() {
+	t.closed = true
+	for i := range t.encs {
+		t.encs[i].hist = history{}
+		t.encs[i].kfWanted = false
+	}
+}

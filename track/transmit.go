@@ -1,0 +1,285 @@
+package track
+
+import (
+	"encoding/binary"
+	"errors"
+	"time"
+)
+
+// ErrShortBuffer is returned by the marshal functions when buf cannot hold
+// the packet.
+var ErrShortBuffer = errors.New("track: buffer too short for packet")
+
+// Transmit is one RTP packet to send to a subscriber: the rewritten header
+// fields, and the payload still in the source RemoteTrack's history. It is
+// a small value that points at stored bytes; the driver marshals it into
+// its send buffer (MarshalTo), which is the one copy per egress packet that
+// SRTP needs anyway. Payload stays valid until the next Handle call on the
+// machine that produced it.
+type Transmit struct {
+	// Owner is the owner id the LocalTrack was created with (core: the
+	// subscriber endpoint's handle).
+	Owner uint64
+
+	SSRC           uint32
+	SequenceNumber uint16
+	Timestamp      uint32
+	PayloadType    uint8
+	Marker         bool
+	// Payload is the source payload, unmodified: the picture-id rewrite
+	// below is applied while marshalling, because one stored payload serves
+	// every subscriber.
+	Payload []byte
+
+	// Keyframe is set on the first packet of a keyframe.
+	Keyframe bool
+	// Retransmit marks an answer to a NACK; a driver with RTX negotiated
+	// sends it on the RTX stream.
+	Retransmit bool
+	// AudioLevel is the source's RFC 6464 level (-1: none), Voice its V flag.
+	AudioLevel int8
+	Voice      bool
+
+	// PictureID and TL0PICIDX, when >= 0, replace the values at the given
+	// payload offsets (VP8/VP9 payload descriptors).
+	PictureID       int32
+	PictureIDBits   uint8
+	PictureIDOffset uint8
+	TL0PICIDX       int16
+	TL0PICIDXOffset uint8
+}
+
+// HeaderExtension is one RTP header extension for MarshalTo.
+type HeaderExtension struct {
+	ID   uint8
+	Data []byte
+}
+
+// MarshalSize is the marshalled size with the given extensions.
+func (t *Transmit) MarshalSize(exts []HeaderExtension) int {
+	return 12 + extBlockSize(exts) + len(t.Payload)
+}
+
+// MarshalTo writes the RTP packet into buf with the given header
+// extensions (one-byte form when every id is 1..14 and every value is 1..16
+// bytes, two-byte form otherwise) and returns its length. It never
+// allocates.
+func (t *Transmit) MarshalTo(buf []byte, exts []HeaderExtension) (int, error) {
+	n := t.MarshalSize(exts)
+	if len(buf) < n {
+		return 0, ErrShortBuffer
+	}
+	buf[0] = 0x80
+	buf[1] = t.PayloadType & 0x7f
+	if t.Marker {
+		buf[1] |= 0x80
+	}
+	binary.BigEndian.PutUint16(buf[2:], t.SequenceNumber)
+	binary.BigEndian.PutUint32(buf[4:], t.Timestamp)
+	binary.BigEndian.PutUint32(buf[8:], t.SSRC)
+	off := 12
+	if len(exts) > 0 {
+		buf[0] |= 0x10
+		off = writeExtBlock(buf[off:], exts) + off
+	}
+	copy(buf[off:], t.Payload)
+	p := buf[off:n]
+	if t.PictureID >= 0 && int(t.PictureIDOffset) < len(p) {
+		o := int(t.PictureIDOffset)
+		if t.PictureIDBits == 15 && o+1 < len(p) {
+			p[o] = 0x80 | byte(t.PictureID>>8)&0x7f
+			p[o+1] = byte(t.PictureID)
+		} else if t.PictureIDBits == 7 {
+			p[o] = byte(t.PictureID) & 0x7f
+		}
+	}
+	if t.TL0PICIDX >= 0 && int(t.TL0PICIDXOffset) < len(p) {
+		p[t.TL0PICIDXOffset] = byte(t.TL0PICIDX)
+	}
+	return n, nil
+}
+
+func oneByteExts(exts []HeaderExtension) bool {
+	for _, e := range exts {
+		if e.ID == 0 || e.ID > 14 || len(e.Data) == 0 || len(e.Data) > 16 {
+			return false
+		}
+	}
+	return true
+}
+
+func extBlockSize(exts []HeaderExtension) int {
+	if len(exts) == 0 {
+		return 0
+	}
+	per := 2
+	if oneByteExts(exts) {
+		per = 1
+	}
+	n := 0
+	for _, e := range exts {
+		n += per + len(e.Data)
+	}
+	return 4 + (n+3)/4*4
+}
+
+func writeExtBlock(b []byte, exts []HeaderExtension) int {
+	size := extBlockSize(exts)
+	one := oneByteExts(exts)
+	if one {
+		binary.BigEndian.PutUint16(b, 0xBEDE)
+	} else {
+		binary.BigEndian.PutUint16(b, 0x1000)
+	}
+	binary.BigEndian.PutUint16(b[2:], uint16((size-4)/4))
+	i := 4
+	for _, e := range exts {
+		if one {
+			b[i] = e.ID<<4 | byte(len(e.Data)-1)
+			i++
+		} else {
+			b[i], b[i+1] = e.ID, byte(len(e.Data))
+			i += 2
+		}
+		i += copy(b[i:], e.Data)
+	}
+	for ; i < size; i++ {
+		b[i] = 0
+	}
+	return size
+}
+
+// FeedbackType is the kind of a Feedback request.
+type FeedbackType uint8
+
+// Feedback types.
+const (
+	FeedbackPLI FeedbackType = iota + 1 // picture loss indication (RFC 4585)
+	FeedbackFIR                         // full intra request (RFC 5104)
+)
+
+// Feedback is an RTCP request to send to a publisher: ask media SSRC for a
+// keyframe.
+type Feedback struct {
+	Owner uint64 // the RemoteTrack's owner id (core: the publisher endpoint)
+	Type  FeedbackType
+	SSRC  uint32 // media source
+	// FIRSeq is the FIR command sequence number for FeedbackFIR.
+	FIRSeq uint8
+}
+
+// Output is what the track machines of one node share: the queues they
+// write transmits and feedback into, and the list of RemoteTracks with a
+// timer running. Sharing it lets fan-out write straight into the node's
+// queue, and lets the node find its next deadline without visiting every
+// track. Its slices are reused, so the steady state does not allocate. The
+// zero value is ready to use.
+type Output struct {
+	tx       []Transmit
+	txHead   int
+	fb       []Feedback
+	fbHead   int
+	txPushed uint64
+	timers   []*RemoteTrack
+}
+
+// addTimer registers t as having a deadline (once).
+func (o *Output) addTimer(t *RemoteTrack) {
+	if !t.timerListed {
+		t.timerListed = true
+		o.timers = append(o.timers, t)
+	}
+}
+
+// HandleTimeout runs the timers of the tracks that have one.
+func (o *Output) HandleTimeout(now time.Time) {
+	kept := o.timers[:0]
+	for _, t := range o.timers {
+		t.HandleTimeout(now)
+		if _, ok := t.PollTimeout(); ok {
+			kept = append(kept, t)
+		} else {
+			t.timerListed = false
+		}
+	}
+	clear(o.timers[len(kept):])
+	o.timers = kept
+}
+
+// PollTimeout is the earliest deadline of the tracks' timers. Tracks whose
+// timer is no longer needed (a keyframe arrived, the track closed) leave
+// the list here.
+func (o *Output) PollTimeout() (time.Time, bool) {
+	var at time.Time
+	kept := o.timers[:0]
+	for _, t := range o.timers {
+		d, ok := t.PollTimeout()
+		if !ok {
+			t.timerListed = false
+			continue
+		}
+		kept = append(kept, t)
+		if at.IsZero() || d.Before(at) {
+			at = d
+		}
+	}
+	clear(o.timers[len(kept):])
+	o.timers = kept
+	return at, !at.IsZero()
+}
+
+// Timers is the number of tracks with a timer registered.
+func (o *Output) Timers() int { return len(o.timers) }
+
+// PendingFeedback is the number of feedback requests not yet polled.
+func (o *Output) PendingFeedback() int { return len(o.fb) - o.fbHead }
+
+// push appends a transmit slot and returns it for filling.
+func (o *Output) push() *Transmit {
+	if o.txHead == len(o.tx) && o.txHead > 0 {
+		o.tx, o.txHead = o.tx[:0], 0
+	}
+	o.tx = append(o.tx, Transmit{})
+	o.txPushed++
+	return &o.tx[len(o.tx)-1]
+}
+
+// pushFeedback queues a feedback request.
+func (o *Output) pushFeedback(f Feedback) {
+	if o.fbHead == len(o.fb) && o.fbHead > 0 {
+		o.fb, o.fbHead = o.fb[:0], 0
+	}
+	o.fb = append(o.fb, f)
+}
+
+// PollTransmit returns the oldest queued transmit.
+func (o *Output) PollTransmit() (Transmit, bool) {
+	if o.txHead == len(o.tx) {
+		return Transmit{}, false
+	}
+	t := o.tx[o.txHead]
+	o.txHead++
+	if o.txHead == len(o.tx) {
+		o.tx, o.txHead = o.tx[:0], 0
+	}
+	return t, true
+}
+
+// PollFeedback returns the oldest queued feedback request.
+func (o *Output) PollFeedback() (Feedback, bool) {
+	if o.fbHead == len(o.fb) {
+		return Feedback{}, false
+	}
+	f := o.fb[o.fbHead]
+	o.fbHead++
+	if o.fbHead == len(o.fb) {
+		o.fb, o.fbHead = o.fb[:0], 0
+	}
+	return f, true
+}
+
+// PendingTransmits is the number of transmits not yet polled.
+func (o *Output) PendingTransmits() int { return len(o.tx) - o.txHead }
+
+// Transmitted is the number of transmits ever queued.
+func (o *Output) Transmitted() uint64 { return o.txPushed }
