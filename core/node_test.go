@@ -82,9 +82,9 @@ func TestMalformedPacketsAreCountedDrops(t *testing.T) {
 		nil,
 		{0x80},
 		make([]byte, 11),
-		{0x40, 96, 0, 1, 0, 0, 0, 1, 0, 0, 4, 87}, // version 1
+		{0x40, 96, 0, 1, 0, 0, 0, 1, 0, 0, 4, 87},                   // version 1
 		{0x90, 96, 0, 1, 0, 0, 0, 1, 0, 0, 4, 87, 0xbe, 0xde, 0, 9}, // extension overruns
-		{0xa0, 96, 0, 1, 0, 0, 0, 1, 0, 0, 4, 87, 9}, // padding overruns
+		{0xa0, 96, 0, 1, 0, 0, 0, 1, 0, 0, 4, 87, 9},                // padding overruns
 	}
 	for _, b := range bad {
 		if err := node.HandleRTP(now, pub, b); err != nil {

@@ -76,7 +76,7 @@ type RemoteStats struct {
 	// Dropped counts packets not stored: malformed descriptors, duplicates,
 	// packets too old or for an unknown encoding, wrong payload type.
 	Malformed, Duplicates, TooOld, UnknownEncoding, WrongPayloadType uint64
-	KeyframeRequests                                                uint64 // sent upstream
+	KeyframeRequests                                                 uint64 // sent upstream
 }
 
 // RemoteTrack is one track published into the node: the machine that
