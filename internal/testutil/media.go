@@ -735,10 +735,13 @@ type OpusConfig struct {
 	// -dBov) and voice flag of the frame at now; otherwise the level is a
 	// random walk and voice is set below level 60.
 	Level func(now time.Time) (level uint8, voice bool)
+	// Ptime is the packet duration: 20 ms (default) or 60 ms (fewer
+	// packets, for long scenarios where the audio content is irrelevant).
+	Ptime time.Duration
 }
 
-// OpusSource is a synthetic Opus publisher: 20 ms frames of 60-160 bytes,
-// one packet each.
+// OpusSource is a synthetic Opus publisher: 20 ms (or 60 ms) frames of
+// 60-160 bytes, one packet each.
 type OpusSource struct {
 	cfg      OpusConfig
 	r        *rand.Rand
@@ -756,6 +759,9 @@ func NewOpusSource(r *rand.Rand, cfg OpusConfig) *OpusSource {
 	if cfg.PayloadType == 0 {
 		cfg.PayloadType = 111
 	}
+	if cfg.Ptime != 60*time.Millisecond {
+		cfg.Ptime = 20 * time.Millisecond
+	}
 	s := &OpusSource{cfg: cfg, r: r}
 	s.rtp = newRTPStream(r, cfg.SSRC, cfg.PayloadType)
 	s.instance = r.Uint32()
@@ -766,8 +772,8 @@ func NewOpusSource(r *rand.Rand, cfg OpusConfig) *OpusSource {
 // SSRC is the source's SSRC.
 func (s *OpusSource) SSRC() uint32 { return s.cfg.SSRC }
 
-// FrameInterval is 20 ms.
-func (s *OpusSource) FrameInterval() time.Duration { return 20 * time.Millisecond }
+// FrameInterval is the packet duration (Ptime).
+func (s *OpusSource) FrameInterval() time.Duration { return s.cfg.Ptime }
 
 // RequestKeyframe does nothing: every Opus packet is decodable alone.
 func (s *OpusSource) RequestKeyframe() {}
@@ -795,10 +801,14 @@ func (s *OpusSource) NextFrame(now time.Time) [][]byte {
 	w := newFrameWriter(12+8+size, 1)
 	w.header(&s.rtp, false, exts)
 	start := len(w.buf)
-	w.buf = append(w.buf, 0x78) // TOC: config 15 (hybrid FB 20 ms), mono, one frame
+	toc := byte(0x78) // config 15 (hybrid FB 20 ms), mono, one frame
+	if s.cfg.Ptime == 60*time.Millisecond {
+		toc = 0x58 // config 11 (SILK WB 60 ms)
+	}
+	w.buf = append(w.buf, toc)
 	w.buf = Stamp{Tag: s.cfg.Tag, Instance: s.instance, Keyframe: true, Frame: s.frame, Count: 1}.appendTo(w.buf)
 	w.fill(start, size)
-	s.rtp.ts += 960
+	s.rtp.ts += uint32(s.cfg.Ptime / time.Millisecond * 48)
 	s.frame++
 	return w.packets()
 }
