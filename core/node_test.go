@@ -205,7 +205,8 @@ func TestNACKAndPLIFromSubscriber(t *testing.T) {
 	sub := Handle(sent[0].Owner)
 	rtcp := track.AppendNACK(nil, 1, sent[0].SSRC, []uint16{sent[1].SequenceNumber, sent[3].SequenceNumber})
 	rtcp = track.AppendPLI(rtcp, 1, sent[0].SSRC)
-	must(t, node.HandleRTCP(now.Add(10*time.Millisecond), sub, rtcp))
+	// Past the keyframe-request rate limit (the subscription asked at 0).
+	must(t, node.HandleRTCP(now.Add(track.DefaultKeyframeMinInterval), sub, rtcp))
 	var rtx []Transmit
 	for {
 		tr, ok := node.PollTransmit()
