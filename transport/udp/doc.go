@@ -1,0 +1,25 @@
+// Package udp is the socket side of the WebRTC transport: one UDP socket
+// (and optionally one ICE-TCP listener) shared by every peer of a server.
+//
+// The Demux routes each datagram to a Handler (a webrtc.Session): by its
+// remote address once that address is bound, and otherwise only if it is a
+// STUN Binding request whose USERNAME names a registered local ufrag and
+// that the handler authenticates; then the address is bound. Datagrams are
+// classified by their first byte as in RFC 7983 (0-3 STUN, 20-63 DTLS,
+// 128-191 RTP/RTCP); the handler does the per-protocol work.
+//
+// Mux.Serve is the read loop: it reads batches (recvmmsg through
+// golang.org/x/net/ipv4 ReadBatch on Linux) into buffers it owns and
+// reuses, and hands each datagram to its handler, borrowed for the call.
+// With BatchSize 1 it uses ReadFromUDPAddrPort, which allocates nothing per
+// datagram; the batched path costs the small address allocations that
+// x/net makes per message. WritePacket allocates nothing; WriteBatch
+// sends many datagrams per sendmmsg.
+//
+// TCPListener accepts ICE-TCP (RFC 6544, passive) connections framed as in
+// RFC 4571 and routes them through the same Demux; each connection is the
+// Writer for its session.
+//
+// Everything here is I/O and goroutines; the pure parts (Classify,
+// LocalUfrag, Demux.Dispatch) are separately testable and fuzzed.
+package udp

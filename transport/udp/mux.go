@@ -1,0 +1,248 @@
+package udp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+)
+
+// Config configures a Mux. The zero value listens on 127.0.0.1 on a free
+// port with batches of 32.
+type Config struct {
+	// Addr is the local address; zero means 127.0.0.1:0.
+	Addr netip.AddrPort
+	// BatchSize is how many datagrams one read syscall may return
+	// (recvmmsg on Linux); default 32. 1 reads one at a time with
+	// ReadFromUDPAddrPort, which allocates nothing per datagram.
+	BatchSize int
+	// MaxDatagram is the size of each read buffer; default 1500. Longer
+	// datagrams are truncated and dropped.
+	MaxDatagram int
+	// Logger defaults to discarding.
+	Logger *slog.Logger
+}
+
+// Validate reports a Config that cannot work.
+func (c *Config) Validate() error {
+	if c.BatchSize < 0 || c.BatchSize > 1024 {
+		return fmt.Errorf("udp: BatchSize %d out of range 0..1024", c.BatchSize)
+	}
+	if c.MaxDatagram < 0 || c.MaxDatagram > 65535 {
+		return fmt.Errorf("udp: MaxDatagram %d out of range 0..65535", c.MaxDatagram)
+	}
+	return nil
+}
+
+// Datagram is one outgoing packet for WriteBatch.
+type Datagram struct {
+	B  []byte
+	To netip.AddrPort
+}
+
+// batchConn is the part of ipv4.PacketConn / ipv6.PacketConn we use.
+type batchConn interface {
+	ReadBatch(ms []ipv4.Message, flags int) (int, error)
+	WriteBatch(ms []ipv4.Message, flags int) (int, error)
+}
+
+// Mux owns one UDP socket shared by every session of a server: a read
+// loop (Serve) hands each datagram to the Demux, and WritePacket /
+// WriteBatch send. It implements Writer. Safe for concurrent use.
+type Mux struct {
+	*Demux
+	conn  *net.UDPConn
+	batch batchConn
+	cfg   Config
+	log   *slog.Logger
+	local netip.AddrPort
+
+	wmu   sync.Mutex
+	wmsgs []ipv4.Message
+	waddr map[netip.AddrPort]*net.UDPAddr
+
+	closeOnce sync.Once
+	closed    chan struct{}
+}
+
+// Listen opens the socket. Call Serve to start reading.
+func Listen(cfg Config) (*Mux, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if !cfg.Addr.IsValid() {
+		cfg.Addr = netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 0, 1}), 0)
+	}
+	if cfg.BatchSize == 0 {
+		cfg.BatchSize = 32
+	}
+	if cfg.MaxDatagram == 0 {
+		cfg.MaxDatagram = 1500
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	network := "udp4"
+	if !cfg.Addr.Addr().Is4() {
+		network = "udp"
+	}
+	conn, err := net.ListenUDP(network, net.UDPAddrFromAddrPort(cfg.Addr))
+	if err != nil {
+		return nil, err
+	}
+	m := &Mux{
+		Demux:  NewDemux(),
+		conn:   conn,
+		cfg:    cfg,
+		log:    log,
+		local:  conn.LocalAddr().(*net.UDPAddr).AddrPort(),
+		waddr:  map[netip.AddrPort]*net.UDPAddr{},
+		closed: make(chan struct{}),
+	}
+	if network == "udp4" {
+		m.batch = ipv4.NewPacketConn(conn)
+	} else {
+		m.batch = ipv6.NewPacketConn(conn)
+	}
+	return m, nil
+}
+
+// LocalAddr returns the bound address (with the real port), for candidates.
+func (m *Mux) LocalAddr() netip.AddrPort { return m.local }
+
+// WritePacket sends one datagram. It allocates nothing.
+func (m *Mux) WritePacket(b []byte, to netip.AddrPort) error {
+	_, err := m.conn.WriteToUDPAddrPort(b, to)
+	return err
+}
+
+// WriteBatch sends datagrams with as few syscalls as the OS allows
+// (sendmmsg on Linux) and returns how many were sent.
+func (m *Mux) WriteBatch(ds []Datagram) (int, error) {
+	m.wmu.Lock()
+	defer m.wmu.Unlock()
+	sent := 0
+	for len(ds) > 0 {
+		n := min(len(ds), 64)
+		if cap(m.wmsgs) < n {
+			m.wmsgs = make([]ipv4.Message, 64)
+			for i := range m.wmsgs {
+				m.wmsgs[i].Buffers = make([][]byte, 1)
+			}
+		}
+		msgs := m.wmsgs[:n]
+		for i, d := range ds[:n] {
+			msgs[i].Buffers[0] = d.B
+			msgs[i].Addr = m.udpAddrLocked(d.To)
+		}
+		k, err := m.batch.WriteBatch(msgs, 0)
+		sent += k
+		for i := range msgs {
+			msgs[i].Buffers[0] = nil
+		}
+		if err != nil {
+			return sent, err
+		}
+		if k == 0 {
+			return sent, errors.New("udp: WriteBatch sent nothing")
+		}
+		ds = ds[k:]
+	}
+	return sent, nil
+}
+
+// udpAddrLocked returns a cached *net.UDPAddr for to, so steady-state
+// batched writes to the same peers do not allocate.
+func (m *Mux) udpAddrLocked(to netip.AddrPort) *net.UDPAddr {
+	if a := m.waddr[to]; a != nil {
+		return a
+	}
+	if len(m.waddr) >= 4096 {
+		clear(m.waddr)
+	}
+	a := net.UDPAddrFromAddrPort(to)
+	m.waddr[to] = a
+	return a
+}
+
+// Serve runs the read loop until Close or ctx ends. Each datagram is
+// dispatched with the time it was read.
+func (m *Mux) Serve(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() { m.Close() })
+	defer stop()
+	if m.cfg.BatchSize == 1 {
+		return m.serveSingle()
+	}
+	return m.serveBatch()
+}
+
+func (m *Mux) serveSingle() error {
+	buf := make([]byte, m.cfg.MaxDatagram+1)
+	for {
+		n, from, err := m.conn.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			return m.readErr(err)
+		}
+		if n > m.cfg.MaxDatagram {
+			continue
+		}
+		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+		m.Dispatch(time.Now(), from, m, buf[:n])
+	}
+}
+
+func (m *Mux) serveBatch() error {
+	msgs := make([]ipv4.Message, m.cfg.BatchSize)
+	bufs := make([]byte, m.cfg.BatchSize*(m.cfg.MaxDatagram+1))
+	for i := range msgs {
+		off := i * (m.cfg.MaxDatagram + 1)
+		msgs[i].Buffers = [][]byte{bufs[off : off+m.cfg.MaxDatagram+1]}
+	}
+	for {
+		n, err := m.batch.ReadBatch(msgs, 0)
+		if err != nil {
+			return m.readErr(err)
+		}
+		now := time.Now()
+		for i := range msgs[:n] {
+			msg := &msgs[i]
+			ua, ok := msg.Addr.(*net.UDPAddr)
+			if !ok || msg.N > m.cfg.MaxDatagram {
+				continue
+			}
+			from := ua.AddrPort()
+			from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+			m.Dispatch(now, from, m, msg.Buffers[0][:msg.N])
+		}
+	}
+}
+
+func (m *Mux) readErr(err error) error {
+	select {
+	case <-m.closed:
+		return nil
+	default:
+	}
+	if errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	return err
+}
+
+// Close closes the socket; Serve returns nil.
+func (m *Mux) Close() error {
+	var err error
+	m.closeOnce.Do(func() {
+		close(m.closed)
+		err = m.conn.Close()
+	})
+	return err
+}
