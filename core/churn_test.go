@@ -196,7 +196,7 @@ func isEnded(err error) bool { return errors.Is(err, endpoint.ErrNotSubscribed) 
 // subscribing at random for 10 virtual minutes. Every checker holds
 // throughout, and when everyone has left, nothing is left.
 func TestSimChurn(t *testing.T) {
-	seeds := testutil.Seeds(400, 2)
+	seeds := testutil.Seeds(400, 3)
 	dur := 10 * time.Minute
 	if testing.Short() {
 		seeds, dur = seeds[:1], time.Minute

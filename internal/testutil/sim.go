@@ -12,7 +12,6 @@
 package testutil
 
 import (
-	"container/heap"
 	"flag"
 	"fmt"
 	"hash"
@@ -91,7 +90,7 @@ func (s *Sim) At(t time.Time, fn func(now time.Time)) {
 		t = s.now
 	}
 	s.nextID++
-	heap.Push(&s.queue, event{at: t, id: s.nextID, fn: fn})
+	s.queue.push(event{at: t, id: s.nextID, fn: fn})
 }
 
 // After schedules fn to run d after now.
@@ -117,7 +116,7 @@ func (s *Sim) Step() bool {
 	if len(s.queue) == 0 {
 		return false
 	}
-	e := heap.Pop(&s.queue).(event)
+	e := s.queue.pop()
 	s.now = e.at
 	s.steps++
 	e.fn(e.at)
@@ -182,21 +181,51 @@ type event struct {
 	fn func(time.Time)
 }
 
+// eventQueue is a binary min-heap by (time, id), typed to avoid the
+// interface boxing of container/heap: simulations push millions of events.
 type eventQueue []event
 
-func (q eventQueue) Len() int { return len(q) }
-func (q eventQueue) Less(i, j int) bool {
+func (q eventQueue) less(i, j int) bool {
 	if q[i].at.Equal(q[j].at) {
 		return q[i].id < q[j].id
 	}
 	return q[i].at.Before(q[j].at)
 }
-func (q eventQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
-func (q *eventQueue) Push(x any)   { *q = append(*q, x.(event)) }
-func (q *eventQueue) Pop() any {
-	old := *q
-	e := old[len(old)-1]
-	old[len(old)-1] = event{}
-	*q = old[:len(old)-1]
+
+func (q *eventQueue) push(e event) {
+	*q = append(*q, e)
+	h := *q
+	for i := len(h) - 1; i > 0; {
+		p := (i - 1) / 2
+		if !h.less(i, p) {
+			break
+		}
+		h[i], h[p] = h[p], h[i]
+		i = p
+	}
+}
+
+func (q *eventQueue) pop() event {
+	h := *q
+	e := h[0]
+	n := len(h) - 1
+	h[0] = h[n]
+	h[n] = event{}
+	h = h[:n]
+	for i := 0; ; {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < n && h.less(l, m) {
+			m = l
+		}
+		if r < n && h.less(r, m) {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		h[i], h[m] = h[m], h[i]
+		i = m
+	}
+	*q = h
 	return e
 }
