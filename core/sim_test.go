@@ -206,11 +206,14 @@ func TestSimOneToHundred(t *testing.T) {
 			pub := w.join("pub", "room", false)
 			w.publish(pub, "cam", track.CodecVP8, []uint32{1000}, vp8Source(w, 1000, testutil.TagOf("room", "pub", "cam"), 3*time.Second))
 			w.publish(pub, "mic", track.CodecOpus, []uint32{2000}, opusSource(w, 2000, testutil.TagOf("room", "pub", "mic")))
+			w.publish(pub, "screen", track.CodecH264, []uint32{3000}, testutil.NewH264Source(w.s.Rand, testutil.H264Config{
+				SSRC: 3000, Tag: testutil.TagOf("room", "pub", "screen"), FPS: 10, BitrateBps: 200_000, KeyframeInterval: 2 * time.Second}))
 			var subs []*peer
 			for i := 0; i < 100; i++ {
 				s := w.join(fmt.Sprint("sub", i), "room", true)
-				s.checker.Allow(testutil.TagOf("room", "pub", "cam"))
-				s.checker.Allow(testutil.TagOf("room", "pub", "mic"))
+				for _, name := range []string{"cam", "mic", "screen"} {
+					s.checker.Allow(testutil.TagOf("room", "pub", name))
+				}
 				subs = append(subs, s)
 			}
 			w.s.RunFor(5 * time.Second)
@@ -218,9 +221,10 @@ func TestSimOneToHundred(t *testing.T) {
 			for _, s := range subs {
 				v := s.checker.Stats(testutil.TagOf("room", "pub", "cam"))
 				a := s.checker.Stats(testutil.TagOf("room", "pub", "mic"))
-				// 5 s at 30 fps, less the wait for the first keyframe.
-				if v.Frames < 140 || a.Frames < 240 || !v.FirstKeyframe {
-					t.Fatalf("%s got %d video frames, %d audio frames (first keyframe %v)", s.id, v.Frames, a.Frames, v.FirstKeyframe)
+				h := s.checker.Stats(testutil.TagOf("room", "pub", "screen"))
+				// 5 s at 30 fps (10 for H264), less the wait for the first keyframe.
+				if v.Frames < 140 || a.Frames < 240 || h.Frames < 40 || !v.FirstKeyframe || !h.FirstKeyframe {
+					t.Fatalf("%s got %d VP8 frames, %d H264 frames, %d audio frames (first keyframe %v %v)", s.id, v.Frames, h.Frames, a.Frames, v.FirstKeyframe, h.FirstKeyframe)
 				}
 			}
 		})
