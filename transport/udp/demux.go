@@ -89,9 +89,9 @@ type entry struct {
 // concurrent use: Register/Unregister from any goroutine, Dispatch from
 // read loops (sharing a read lock).
 type Demux struct {
-	mu      sync.RWMutex
-	byAddr  map[netip.AddrPort]*entry
-	byUfrag map[string]*entry
+	mu                        sync.RWMutex
+	byAddr                    map[netip.AddrPort]*entry
+	byUfrag                   map[string]*entry
 	delivered, bound, unknown atomic.Uint64
 }
 
