@@ -175,7 +175,7 @@ func (n *Node) slot(h Handle) *slot {
 
 // CreateEndpoint adds an endpoint for a connected peer.
 func (n *Node) CreateEndpoint(now time.Time, cfg EndpointConfig) (Handle, error) {
-	now = n.clock(now)
+	n.clock(now)
 	if n.live >= n.cfg.MaxEndpoints {
 		return 0, ErrTooManyPeers
 	}
