@@ -1,0 +1,401 @@
+package udp
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"net"
+	"net/netip"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeHandler accepts STUN requests whose USERNAME remote part is "ok".
+type fakeHandler struct {
+	mu   sync.Mutex
+	got  [][]byte
+	from []netip.AddrPort
+}
+
+func (h *fakeHandler) HandleDatagram(_ time.Time, from netip.AddrPort, w Writer, b []byte) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.got = append(h.got, bytes.Clone(b))
+	h.from = append(h.from, from)
+	if Classify(b) == ClassSTUN && bytes.Contains(b, []byte(":ok")) {
+		_ = w.WritePacket([]byte("pong"), from)
+		return true
+	}
+	return false
+}
+
+func (h *fakeHandler) count() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.got)
+}
+
+type nopWriter struct{}
+
+func (nopWriter) WritePacket([]byte, netip.AddrPort) error { return nil }
+
+// stunRequest builds a minimal Binding request with a USERNAME.
+func stunRequest(user string) []byte {
+	attrLen := (len(user) + 3) &^ 3
+	b := make([]byte, 20+4+attrLen)
+	binary.BigEndian.PutUint16(b[0:], 1)
+	binary.BigEndian.PutUint16(b[2:], uint16(4+attrLen))
+	binary.BigEndian.PutUint32(b[4:], 0x2112A442)
+	binary.BigEndian.PutUint16(b[20:], 0x0006)
+	binary.BigEndian.PutUint16(b[22:], uint16(len(user)))
+	copy(b[24:], user)
+	return b
+}
+
+var rtpPacket = []byte{0x80, 0x60, 0, 1, 0, 0, 0, 1, 0, 0, 0, 9, 'h', 'i'}
+
+func TestClassify(t *testing.T) {
+	for _, tc := range []struct {
+		b    []byte
+		want Class
+	}{
+		{nil, ClassUnknown},
+		{[]byte{0}, ClassSTUN},
+		{[]byte{3}, ClassSTUN},
+		{[]byte{4}, ClassUnknown},
+		{[]byte{19}, ClassUnknown},
+		{[]byte{20}, ClassDTLS},
+		{[]byte{63}, ClassDTLS},
+		{[]byte{64}, ClassUnknown},
+		{[]byte{127}, ClassUnknown},
+		{[]byte{128}, ClassRTP},
+		{[]byte{191}, ClassRTP},
+		{[]byte{192}, ClassUnknown},
+	} {
+		if got := Classify(tc.b); got != tc.want {
+			t.Errorf("Classify(%v) = %v, want %v", tc.b, got, tc.want)
+		}
+	}
+}
+
+func TestLocalUfrag(t *testing.T) {
+	if uf, ok := LocalUfrag(stunRequest("abcd:efgh")); !ok || string(uf) != "abcd" {
+		t.Errorf("got %q %v", uf, ok)
+	}
+	for name, b := range map[string][]byte{
+		"no colon":     stunRequest("abcd"),
+		"empty local":  stunRequest(":efgh"),
+		"rtp":          rtpPacket,
+		"short":        stunRequest("a:b")[:19],
+		"bad length":   append(stunRequest("a:b"), 0, 0, 0, 0),
+		"not request":  func() []byte { b := stunRequest("a:b"); b[1] = 0x11; return b }(),
+		"attr overrun": func() []byte { b := stunRequest("a:b"); b[23] = 200; return b }(),
+	} {
+		if uf, ok := LocalUfrag(b); ok {
+			t.Errorf("%s: got %q", name, uf)
+		}
+	}
+}
+
+func TestDemux(t *testing.T) {
+	d := NewDemux()
+	h1, h2 := &fakeHandler{}, &fakeHandler{}
+	d.Register("one", h1)
+	d.Register("two", h2)
+	a := netip.MustParseAddrPort("192.0.2.1:1000")
+	b := netip.MustParseAddrPort("192.0.2.2:2000")
+	now := time.Now()
+
+	// Unknown address: RTP is dropped, STUN for an unknown ufrag too.
+	d.Dispatch(now, a, nopWriter{}, rtpPacket)
+	d.Dispatch(now, a, nopWriter{}, stunRequest("three:ok"))
+	if h1.count()+h2.count() != 0 {
+		t.Fatal("unbound datagrams delivered")
+	}
+	// A STUN request the handler refuses does not bind.
+	if d.Dispatch(now, a, nopWriter{}, stunRequest("one:bad")) {
+		t.Fatal("refused request bound")
+	}
+	d.Dispatch(now, a, nopWriter{}, rtpPacket)
+	if h1.count() != 1 {
+		t.Fatalf("h1 got %d, want only the refused STUN", h1.count())
+	}
+	// An accepted one binds a to h1; then RTP from a goes to h1.
+	if !d.Dispatch(now, a, nopWriter{}, stunRequest("one:ok")) {
+		t.Fatal("accepted request not bound")
+	}
+	d.Dispatch(now, a, nopWriter{}, rtpPacket)
+	if h1.count() != 3 || !bytes.Equal(h1.got[2], rtpPacket) {
+		t.Fatalf("h1 got %d", h1.count())
+	}
+	// b binds to h2; traffic stays separated.
+	d.Dispatch(now, b, nopWriter{}, stunRequest("two:ok"))
+	d.Dispatch(now, b, nopWriter{}, rtpPacket)
+	if h2.count() != 2 || h1.count() != 3 {
+		t.Fatalf("h1 %d h2 %d", h1.count(), h2.count())
+	}
+	// Unregister unbinds.
+	d.Unregister("one")
+	d.Dispatch(now, a, nopWriter{}, rtpPacket)
+	if h1.count() != 3 {
+		t.Fatal("unregistered handler still receives")
+	}
+	st := d.Stats()
+	if st.Bound != 2 || st.Delivered != 4 || st.Unknown != 5 {
+		t.Errorf("stats %+v", st)
+	}
+}
+
+func TestDemuxAddrLimit(t *testing.T) {
+	d := NewDemux()
+	h := &fakeHandler{}
+	d.Register("one", h)
+	now := time.Now()
+	for i := range maxAddrsPerHandler + 2 {
+		d.Dispatch(now, netip.AddrPortFrom(netip.MustParseAddr("192.0.2.1"), uint16(1000+i)), nopWriter{}, stunRequest("one:ok"))
+	}
+	if len(d.byAddr) != maxAddrsPerHandler {
+		t.Fatalf("%d bound addresses, want %d", len(d.byAddr), maxAddrsPerHandler)
+	}
+	if d.byAddr[netip.AddrPortFrom(netip.MustParseAddr("192.0.2.1"), 1000)] != nil {
+		t.Error("oldest address still bound")
+	}
+}
+
+func TestDemuxAllocs(t *testing.T) {
+	d := NewDemux()
+	d.Register("one", nopHandler{})
+	a := netip.MustParseAddrPort("192.0.2.1:1000")
+	now := time.Now()
+	d.Dispatch(now, a, nopWriter{}, stunRequest("one:ok"))
+	req := stunRequest("one:ok")
+	if n := testing.AllocsPerRun(100, func() {
+		d.Dispatch(now, a, nopWriter{}, rtpPacket)
+		d.Dispatch(now, a, nopWriter{}, req)
+	}); n != 0 {
+		t.Errorf("Dispatch allocates %v", n)
+	}
+}
+
+type nopHandler struct{}
+
+func (nopHandler) HandleDatagram(time.Time, netip.AddrPort, Writer, []byte) bool { return true }
+
+func FuzzDemux(f *testing.F) {
+	f.Add(stunRequest("one:ok"), uint16(1000))
+	f.Add(rtpPacket, uint16(1000))
+	f.Add([]byte{22, 0xfe, 0xfd}, uint16(1))
+	f.Fuzz(func(t *testing.T, b []byte, port uint16) {
+		d := NewDemux()
+		h := &fakeHandler{}
+		d.Register("one", h)
+		from := netip.AddrPortFrom(netip.MustParseAddr("192.0.2.1"), port)
+		bound := d.Dispatch(time.Now(), from, nopWriter{}, b)
+		uf, isReq := LocalUfrag(b)
+		if bound && (!isReq || string(uf) != "one") {
+			t.Fatalf("bound by a datagram that is not a request for our ufrag: %x", b)
+		}
+		if h.count() > 0 && (!isReq || string(uf) != "one") {
+			t.Fatalf("delivered an unbound non-STUN datagram: %x", b)
+		}
+		_ = Classify(b)
+	})
+}
+
+func startMux(t *testing.T, cfg Config) *Mux {
+	t.Helper()
+	m, err := Listen(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- m.Serve(context.Background()) }()
+	t.Cleanup(func() {
+		m.Close()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
+	return m
+}
+
+func TestMuxRoundTrip(t *testing.T) {
+	for _, batch := range []int{1, 32} {
+		t.Run("batch="+strconv.Itoa(batch), func(t *testing.T) {
+			m := startMux(t, Config{BatchSize: batch})
+			h := &fakeHandler{}
+			m.Register("one", h)
+			c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			to := net.UDPAddrFromAddrPort(m.LocalAddr())
+			c.WriteToUDP(rtpPacket, to) // unbound: dropped
+			c.WriteToUDP(stunRequest("one:ok"), to)
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			buf := make([]byte, 100)
+			n, _, err := c.ReadFromUDP(buf)
+			if err != nil || string(buf[:n]) != "pong" {
+				t.Fatalf("no STUN answer: %v %q", err, buf[:n])
+			}
+			for range 10 {
+				c.WriteToUDP(rtpPacket, to)
+			}
+			deadline := time.Now().Add(5 * time.Second)
+			for h.count() < 11 && time.Now().Before(deadline) {
+				time.Sleep(5 * time.Millisecond)
+			}
+			if h.count() != 11 {
+				t.Fatalf("handler got %d datagrams, want 11", h.count())
+			}
+			me := c.LocalAddr().(*net.UDPAddr).AddrPort()
+			if h.from[1] != me {
+				t.Errorf("from %v, want %v", h.from[1], me)
+			}
+			// Batched write back to the client.
+			ds := make([]Datagram, 5)
+			for i := range ds {
+				ds[i] = Datagram{B: []byte{byte(i)}, To: me}
+			}
+			if n, err := m.WriteBatch(ds); n != 5 || err != nil {
+				t.Fatalf("WriteBatch %d %v", n, err)
+			}
+			for i := range 5 {
+				n, _, err := c.ReadFromUDP(buf)
+				if err != nil || n != 1 || buf[0] != byte(i) {
+					t.Fatalf("datagram %d: %v %v", i, err, buf[:n])
+				}
+			}
+		})
+	}
+}
+
+func TestMuxWriteBatchAllocs(t *testing.T) {
+	m := startMux(t, Config{})
+	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	me := c.LocalAddr().(*net.UDPAddr).AddrPort()
+	ds := []Datagram{{B: rtpPacket, To: me}, {B: rtpPacket, To: me}}
+	m.WriteBatch(ds)
+	if n := testing.AllocsPerRun(50, func() { m.WriteBatch(ds) }); n > 0 {
+		t.Errorf("WriteBatch allocates %v", n)
+	}
+	if n := testing.AllocsPerRun(50, func() { m.WritePacket(rtpPacket, me) }); n > 0 {
+		t.Errorf("WritePacket allocates %v", n)
+	}
+}
+
+func TestTCPFraming(t *testing.T) {
+	m := startMux(t, Config{})
+	l, err := m.ListenTCP(netip.MustParseAddrPort("127.0.0.1:0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	h := &fakeHandler{}
+	m.Register("one", h)
+	frame := func(b []byte) []byte { return append(binary.BigEndian.AppendUint16(nil, uint16(len(b))), b...) }
+
+	// A connection whose first frame is not an accepted request is closed.
+	bad, err := net.Dial("tcp", l.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad.Write(frame(rtpPacket))
+	_ = bad.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := bad.Read(make([]byte, 10)); err == nil {
+		t.Error("connection starting with RTP not closed")
+	}
+	bad.Close()
+
+	c, err := net.Dial("tcp", l.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// Two frames in one write, then one split across writes.
+	c.Write(append(frame(stunRequest("one:ok")), frame(rtpPacket)...))
+	fr := frame([]byte{0x80, 1, 2, 3, 4, 5})
+	c.Write(fr[:3])
+	time.Sleep(10 * time.Millisecond)
+	c.Write(fr[3:])
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	var resp [6]byte
+	if _, err := c.Read(resp[:]); err != nil || !bytes.Equal(resp[:], frame([]byte("pong"))) {
+		t.Fatalf("framed answer %v %q", err, resp)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for h.count() < 3 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.got) != 3 || !bytes.Equal(h.got[1], rtpPacket) || !bytes.Equal(h.got[2], []byte{0x80, 1, 2, 3, 4, 5}) {
+		t.Fatalf("got %x", h.got)
+	}
+}
+
+// BenchmarkMuxRead measures the receive path: datagrams from a bound
+// address through the socket, the read loop and the demux.
+func BenchmarkMuxRead(b *testing.B) {
+	for _, batch := range []int{1, 32} {
+		b.Run("batch="+strconv.Itoa(batch), func(b *testing.B) {
+			m, err := Listen(Config{BatchSize: batch})
+			if err != nil {
+				b.Fatal(err)
+			}
+			got := make(chan struct{}, 1)
+			var n int
+			target := 0
+			var mu sync.Mutex
+			m.Register("one", handlerFunc(func(b []byte) bool {
+				mu.Lock()
+				n++
+				if n == target {
+					got <- struct{}{}
+				}
+				mu.Unlock()
+				return Classify(b) == ClassSTUN
+			}))
+			done := make(chan struct{})
+			go func() { defer close(done); m.Serve(context.Background()) }()
+			defer func() { m.Close(); <-done }()
+			c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(m.LocalAddr()))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			mu.Lock()
+			target = 1
+			mu.Unlock()
+			c.Write(stunRequest("one:ok"))
+			<-got
+			const burst = 64
+			b.ReportAllocs()
+			for b.Loop() {
+				mu.Lock()
+				n, target = 0, burst
+				mu.Unlock()
+				for range burst {
+					c.Write(rtpPacket)
+				}
+				select {
+				case <-got:
+				case <-time.After(time.Second):
+					b.Fatal("lost datagrams on loopback")
+				}
+			}
+			b.ReportMetric(float64(b.N*burst)/b.Elapsed().Seconds(), "packets/s")
+		})
+	}
+}
+
+type handlerFunc func([]byte) bool
+
+func (f handlerFunc) HandleDatagram(_ time.Time, _ netip.AddrPort, _ Writer, b []byte) bool { return f(b) }
