@@ -1,0 +1,434 @@
+package sdn
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Errors of the map API.
+var (
+	ErrMapFull     = errors.New("sdn: too many map entries for this owner")
+	ErrKeyTooLong  = errors.New("sdn: map name or key longer than 255 bytes, or empty")
+	ErrValueTooBig = errors.New("sdn: map value longer than Config.MaxValueLen")
+	ErrReserved    = errors.New("sdn: map names starting with a zero byte are reserved")
+)
+
+// dirMap is the reserved map of channel sources: key the channel id (8
+// bytes big-endian), owner the source.
+const dirMap = "\x00ch"
+
+type kvEnt struct {
+	name, key string
+	value     []byte
+}
+
+func cmpEnt(a, b kvEnt) int {
+	if c := strings.Compare(a.name, b.name); c != 0 {
+		return c
+	}
+	return strings.Compare(a.key, b.key)
+}
+
+// owner is every entry one node wrote, at one version.
+type owner struct {
+	id      NodeID
+	version uint64
+	alive   time.Time // the latest time the owner is known to have been alive
+	ents    []kvEnt   // sorted by name, key
+	dirty   bool      // to be flooded
+	from    NodeID    // the neighbour it came from (not flooded back)
+	mark    uint64
+}
+
+type kvstore struct {
+	r          *Router
+	owners     map[NodeID]*owner
+	list       []*owner // sorted by id
+	me         *owner
+	subs       map[string]bool
+	dir        map[uint64][]NodeID
+	nextGossip time.Time
+	flushAt    time.Time
+	gen        uint64
+}
+
+func (kv *kvstore) init(r *Router, now time.Time) {
+	kv.r = r
+	kv.owners = make(map[NodeID]*owner)
+	kv.subs = make(map[string]bool)
+	kv.dir = make(map[uint64][]NodeID)
+	kv.me = &owner{id: r.id, alive: now}
+	kv.owners[r.id] = kv.me
+	kv.list = []*owner{kv.me}
+	kv.nextGossip = now.Add(r.cfg.GossipInterval)
+}
+
+func (kv *kvstore) deadline() time.Time {
+	if !kv.flushAt.IsZero() && kv.flushAt.Before(kv.nextGossip) {
+		return kv.flushAt
+	}
+	return kv.nextGossip
+}
+
+// MapSet sets key in the named map to value, owned by this node. It
+// replicates to every node; subscribers see EventMapSet. The value is
+// copied.
+func (r *Router) MapSet(now time.Time, name, key string, value []byte) error {
+	r.begin(now)
+	if strings.HasPrefix(name, "\x00") {
+		return ErrReserved
+	}
+	return r.kv.set(name, key, value)
+}
+
+// MapDelete deletes this node's entry key of the named map.
+func (r *Router) MapDelete(now time.Time, name, key string) {
+	r.begin(now)
+	if !strings.HasPrefix(name, "\x00") {
+		r.kv.del(name, key)
+	}
+}
+
+// SubscribeMap subscribes to the named map: an EventMapSet for every
+// current entry now, then one for every change and an EventMapDelete for
+// every deletion (including an owner's entries vanishing with it).
+func (r *Router) SubscribeMap(now time.Time, name string) {
+	r.begin(now)
+	if r.kv.subs[name] {
+		return
+	}
+	r.kv.subs[name] = true
+	for _, o := range r.kv.list {
+		for _, e := range o.ents {
+			if e.name == name {
+				r.events(EventMapSet{Map: name, Owner: o.id, Key: e.key, Value: e.value})
+			}
+		}
+	}
+}
+
+// UnsubscribeMap stops the events of a map.
+func (r *Router) UnsubscribeMap(name string) { delete(r.kv.subs, name) }
+
+// MapEntry is one entry of a map.
+type MapEntry struct {
+	Owner NodeID
+	Key   string
+	Value []byte
+}
+
+// MapEntries lists the entries of a map this node currently knows, by
+// owner and key.
+func (r *Router) MapEntries(name string) []MapEntry {
+	var out []MapEntry
+	for _, o := range r.kv.list {
+		for _, e := range o.ents {
+			if e.name == name {
+				out = append(out, MapEntry{Owner: o.id, Key: e.key, Value: e.value})
+			}
+		}
+	}
+	return out
+}
+
+func (kv *kvstore) set(name, key string, value []byte) error {
+	r := kv.r
+	if len(name) == 0 || len(name) > 255 || len(key) > 255 {
+		return ErrKeyTooLong
+	}
+	if len(value) > r.cfg.MaxValueLen {
+		return ErrValueTooBig
+	}
+	e := kvEnt{name: name, key: key}
+	i, found := slices.BinarySearchFunc(kv.me.ents, e, cmpEnt)
+	if found {
+		if bytes.Equal(kv.me.ents[i].value, value) {
+			return nil
+		}
+	} else if len(kv.me.ents) >= r.cfg.MaxEntries {
+		return ErrMapFull
+	}
+	old := slices.Clone(kv.me.ents)
+	e.value = slices.Clone(value)
+	if found {
+		kv.me.ents[i] = e
+	} else {
+		kv.me.ents = slices.Insert(kv.me.ents, i, e)
+	}
+	kv.changed(kv.me, old)
+	return nil
+}
+
+func (kv *kvstore) del(name, key string) {
+	i, found := slices.BinarySearchFunc(kv.me.ents, kvEnt{name: name, key: key}, cmpEnt)
+	if !found {
+		return
+	}
+	old := slices.Clone(kv.me.ents)
+	kv.me.ents = slices.Delete(kv.me.ents, i, i+1)
+	kv.changed(kv.me, old)
+}
+
+func (kv *kvstore) leave() {
+	if len(kv.me.ents) == 0 {
+		return
+	}
+	old := kv.me.ents
+	kv.me.ents = nil
+	kv.changed(kv.me, old)
+}
+
+// changed bumps our own version after a local write and floods it.
+func (kv *kvstore) changed(o *owner, old []kvEnt) {
+	o.version++
+	kv.diff(o, old, o.ents)
+	kv.markDirty(o, 0)
+}
+
+func (kv *kvstore) markDirty(o *owner, from NodeID) {
+	o.dirty, o.from = true, from
+	if kv.flushAt.IsZero() {
+		kv.flushAt = kv.r.now.Add(kv.r.cfg.TriggerDelay)
+	}
+}
+
+// diff emits the events of an owner's entries going from old to new (both
+// sorted) and keeps the channel directory index.
+func (kv *kvstore) diff(o *owner, old, new []kvEnt) {
+	r := kv.r
+	i, j := 0, 0
+	for i < len(old) || j < len(new) {
+		var c int
+		switch {
+		case i == len(old):
+			c = 1
+		case j == len(new):
+			c = -1
+		default:
+			c = cmpEnt(old[i], new[j])
+		}
+		switch {
+		case c < 0:
+			e := old[i]
+			if e.name == dirMap {
+				kv.dirDel(e.key, o.id)
+			} else if kv.subs[e.name] {
+				r.events(EventMapDelete{Map: e.name, Owner: o.id, Key: e.key})
+			}
+			i++
+		case c > 0:
+			e := new[j]
+			if e.name == dirMap {
+				kv.dirAdd(e.key, o.id)
+			} else if kv.subs[e.name] {
+				r.events(EventMapSet{Map: e.name, Owner: o.id, Key: e.key, Value: e.value})
+			}
+			j++
+		default:
+			if !bytes.Equal(old[i].value, new[j].value) && new[j].name != dirMap && kv.subs[new[j].name] {
+				r.events(EventMapSet{Map: new[j].name, Owner: o.id, Key: new[j].key, Value: new[j].value})
+			}
+			i++
+			j++
+		}
+	}
+}
+
+func (kv *kvstore) dirAdd(key string, id NodeID) {
+	if len(key) != 8 {
+		return
+	}
+	ch := binary.BigEndian.Uint64([]byte(key))
+	s := kv.dir[ch]
+	if i, found := slices.BinarySearch(s, id); !found {
+		kv.dir[ch] = slices.Insert(s, i, id)
+	}
+}
+
+func (kv *kvstore) dirDel(key string, id NodeID) {
+	if len(key) != 8 {
+		return
+	}
+	ch := binary.BigEndian.Uint64([]byte(key))
+	s := kv.dir[ch]
+	if i, found := slices.BinarySearch(s, id); found {
+		s = slices.Delete(s, i, i+1)
+		if len(s) == 0 {
+			delete(kv.dir, ch)
+		} else {
+			kv.dir[ch] = s
+		}
+	}
+}
+
+// source is the publisher of ch according to the directory (lowest id).
+func (kv *kvstore) source(ch uint64) NodeID {
+	if s := kv.dir[ch]; len(s) > 0 {
+		return s[0]
+	}
+	return 0
+}
+
+func (kv *kvstore) timeout(now time.Time) {
+	r := kv.r
+	if !kv.flushAt.IsZero() && !now.Before(kv.flushAt) {
+		kv.flushAt = time.Time{}
+		for _, o := range kv.list {
+			if !o.dirty {
+				continue
+			}
+			o.dirty = false
+			for _, l := range r.links {
+				if l.state == hsDone && l.peer != o.from {
+					kv.sendOwner(l, o)
+				}
+			}
+		}
+	}
+	if now.Before(kv.nextGossip) {
+		return
+	}
+	jit := time.Duration(r.rng.Int64N(int64(r.cfg.GossipInterval)/5 + 1))
+	kv.nextGossip = now.Add(r.cfg.GossipInterval - r.cfg.GossipInterval/10 + jit)
+	kv.me.alive = now
+	for i := 0; i < len(kv.list); i++ {
+		o := kv.list[i]
+		if o != kv.me && now.Sub(o.alive) >= r.cfg.SoftStateTimeout {
+			kv.diff(o, o.ents, nil)
+			delete(kv.owners, o.id)
+			kv.list = slices.Delete(kv.list, i, i+1)
+			i--
+		}
+	}
+	for _, l := range r.links {
+		if l.state == hsDone {
+			kv.sendDigest(l)
+		}
+	}
+}
+
+func (kv *kvstore) neighbourUp(l *link) { kv.sendDigest(l) }
+
+func (kv *kvstore) age(o *owner) uint32 {
+	if o == kv.me {
+		return 0
+	}
+	return uint32(min(kv.r.now.Sub(o.alive).Milliseconds(), 1<<31))
+}
+
+func (kv *kvstore) sendDigest(l *link) {
+	r := kv.r
+	start := len(r.out)
+	r.out = put8(r.out, uint8(mDigest))
+	r.out = put16(r.out, uint16(len(kv.list)))
+	for _, o := range kv.list {
+		r.out = appendDigestEnt(r.out, digestEnt{owner: o.id, version: o.version, ageMs: kv.age(o)})
+	}
+	r.queue(l, start, len(r.out), false)
+}
+
+func (kv *kvstore) sendOwner(l *link, o *owner) {
+	r := kv.r
+	start := len(r.out)
+	r.out = appendOwnerHdr(r.out, digestEnt{owner: o.id, version: o.version, ageMs: kv.age(o)}, len(o.ents))
+	for _, e := range o.ents {
+		r.out = appendOwnerEnt(r.out, e.name, e.key, e.value)
+	}
+	r.queue(l, start, len(r.out), false)
+}
+
+// aliveAt converts an age received from l into our clock, counting half
+// the link's RTT for the trip.
+func (kv *kvstore) aliveAt(l *link, ageMs uint32) time.Time {
+	return kv.r.now.Add(-time.Duration(ageMs)*time.Millisecond - l.srtt/2)
+}
+
+// handleDigest pushes to l every owner it lacks or has at an older
+// version, and takes the freshest liveness of each owner.
+func (kv *kvstore) handleDigest(l *link, m *digest) {
+	kv.gen++
+	for i := range m.n {
+		e := m.ent(i)
+		o := kv.owners[e.owner]
+		if o == nil {
+			continue
+		}
+		o.mark = kv.gen
+		if o == kv.me {
+			if e.version > o.version {
+				o.version = e.version + 1
+				kv.markDirty(o, 0)
+			}
+			continue
+		}
+		if a := kv.aliveAt(l, e.ageMs); a.After(o.alive) {
+			o.alive = a
+		}
+		if o.version > e.version {
+			kv.sendOwner(l, o)
+		}
+	}
+	for _, o := range kv.list {
+		if o.mark != kv.gen && o.id != l.peer {
+			kv.sendOwner(l, o)
+		}
+	}
+}
+
+func (kv *kvstore) handleOwner(l *link, m *ownerMsg) {
+	r := kv.r
+	if m.owner == r.id {
+		if m.version > kv.me.version {
+			kv.me.version = m.version + 1
+			kv.markDirty(kv.me, 0)
+		}
+		return
+	}
+	alive := kv.aliveAt(l, m.ageMs)
+	if r.now.Sub(alive) >= r.cfg.SoftStateTimeout {
+		return
+	}
+	o := kv.owners[m.owner]
+	if o != nil {
+		if alive.After(o.alive) {
+			o.alive = alive
+		}
+		if m.version <= o.version {
+			return
+		}
+	}
+	if m.n > r.cfg.MaxEntries {
+		r.stats.LimitDrops++
+		return
+	}
+	ents := make([]kvEnt, 0, m.n)
+	it := ownerIter{r: reader{b: m.ents}}
+	for range m.n {
+		name, key, value := it.next()
+		if len(name) == 0 || len(value) > r.cfg.MaxValueLen {
+			r.stats.LimitDrops++
+			return
+		}
+		ents = append(ents, kvEnt{name: string(name), key: string(key), value: slices.Clone(value)})
+	}
+	slices.SortFunc(ents, cmpEnt)
+	ents = slices.CompactFunc(ents, func(a, b kvEnt) bool { return cmpEnt(a, b) == 0 })
+	if o == nil {
+		if len(kv.list) >= r.cfg.MaxOwners {
+			r.stats.LimitDrops++
+			return
+		}
+		o = &owner{id: m.owner, alive: alive}
+		kv.owners[o.id] = o
+		i, _ := slices.BinarySearchFunc(kv.list, o.id, func(x *owner, id NodeID) int { return cmpU(uint64(x.id), uint64(id)) })
+		kv.list = slices.Insert(kv.list, i, o)
+	}
+	old := o.ents
+	o.ents, o.version = ents, m.version
+	kv.diff(o, old, ents)
+	kv.markDirty(o, l.peer)
+}

@@ -1,0 +1,505 @@
+package sdn
+
+import (
+	"encoding/binary"
+	"errors"
+	"slices"
+	"time"
+)
+
+// Errors of the pub/sub API.
+var (
+	ErrNotPublishing = errors.New("sdn: channel not published by this node")
+	ErrTooMany       = errors.New("sdn: too many channels")
+)
+
+// downstream is a neighbour subscribed to a channel through us.
+type downstream struct {
+	nb       NodeID
+	expires  time.Time
+	min, max uint64
+}
+
+// channel is a node's part of one channel's tree: the source, a relay,
+// or a subscriber's node (or several of these at once).
+type channel struct {
+	id         uint64
+	source     NodeID
+	publishing bool
+	local      bool
+	dirSeen    bool
+
+	up         NodeID // upstream neighbour; 0 none
+	upActive   bool   // up acknowledged a path from the source
+	everActive bool
+	upSince    time.Time
+	prevUp     NodeID // previous upstream, accepted until prevUntil
+	prevUntil  time.Time
+	path       []byte // relays from the source down to us, 4 bytes each
+
+	down []downstream
+
+	haveSeq bool
+	lastSeq uint32
+	nextSeq uint32
+
+	noRouteSince time.Time
+	kfAt         time.Time
+	kfPending    bool
+	localMin     uint64
+	localMax     uint64
+	fbMin, fbMax uint64 // last feedback emitted at the source
+}
+
+type pubsub struct {
+	r        *Router
+	chans    map[uint64]*channel
+	list     []*channel // sorted by id
+	nextTick time.Time
+}
+
+func (ps *pubsub) init(r *Router, now time.Time) {
+	ps.r = r
+	ps.chans = make(map[uint64]*channel)
+	ps.nextTick = now.Add(r.cfg.SubRefresh)
+}
+
+func (ps *pubsub) deadline() time.Time { return ps.nextTick }
+
+func (ps *pubsub) get(ch uint64) *channel {
+	if c := ps.chans[ch]; c != nil {
+		return c
+	}
+	if len(ps.list) >= ps.r.cfg.MaxChannels {
+		ps.r.stats.LimitDrops++
+		return nil
+	}
+	c := &channel{id: ch, path: make([]byte, 0, 4*maxPath)}
+	ps.chans[ch] = c
+	i, _ := slices.BinarySearchFunc(ps.list, ch, func(x *channel, k uint64) int { return cmpU(x.id, k) })
+	ps.list = slices.Insert(ps.list, i, c)
+	return c
+}
+
+func (ps *pubsub) remove(c *channel) {
+	delete(ps.chans, c.id)
+	if i := slices.Index(ps.list, c); i >= 0 {
+		ps.list = slices.Delete(ps.list, i, i+1)
+	}
+}
+
+func chanKey(ch uint64) string {
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], ch)
+	return string(b[:])
+}
+
+// Publish makes this node the source of channel ch: it is announced in
+// the overlay's channel directory (a replicated map), and subscribers'
+// nodes build the tree toward it. One source per channel: when two nodes
+// publish the same id, subscribers join the lower node id.
+func (r *Router) Publish(now time.Time, ch uint64) error {
+	r.begin(now)
+	c := r.ps.get(ch)
+	if c == nil {
+		return ErrTooMany
+	}
+	if err := r.kv.set(dirMap, chanKey(ch), nil); err != nil {
+		return err
+	}
+	if c.up != 0 {
+		r.ps.sendCtl(c.up, chanMsg{t: mUnsub, ch: ch})
+		c.up = 0
+	}
+	c.publishing, c.source, c.upActive = true, r.id, true
+	c.path = put32(c.path[:0], uint32(r.id))
+	if c.local && !c.everActive {
+		r.events(EventSubscribed{Channel: ch})
+	}
+	c.everActive = true
+	for _, d := range c.down {
+		r.ps.ack(c, d.nb)
+	}
+	return nil
+}
+
+// Unpublish ends channel ch for every subscriber.
+func (r *Router) Unpublish(now time.Time, ch uint64) {
+	r.begin(now)
+	if c := r.ps.chans[ch]; c != nil && c.publishing {
+		r.ps.end(c)
+	}
+}
+
+// Send publishes one data packet on a channel this node publishes. The
+// payload is copied once; each downstream neighbour gets a Transmit and a
+// local subscriber a Delivery, all pointing at that copy. It does not
+// allocate in steady state.
+func (r *Router) Send(now time.Time, ch uint64, payload []byte) error {
+	r.begin(now)
+	c := r.ps.chans[ch]
+	if c == nil || !c.publishing {
+		return ErrNotPublishing
+	}
+	if len(payload) > maxMsgLen-dataHdrLen {
+		return errors.New("sdn: payload too large")
+	}
+	c.nextSeq++
+	off := len(r.out)
+	r.out = appendDataHdr(r.out, ch, c.nextSeq)
+	r.out = append(r.out, payload...)
+	r.ps.fanout(c, 0, c.nextSeq, off, len(r.out))
+	return nil
+}
+
+// Subscribe subscribes this node to channel ch: once the source is known
+// the node joins its tree (EventSubscribed), then PollData yields its
+// packets. Subscribing twice is the same as once.
+func (r *Router) Subscribe(now time.Time, ch uint64) error {
+	r.begin(now)
+	c := r.ps.get(ch)
+	if c == nil {
+		return ErrTooMany
+	}
+	if c.local {
+		return nil
+	}
+	c.local = true
+	if c.publishing || c.upActive {
+		r.events(EventSubscribed{Channel: ch})
+		c.everActive = true
+		return nil
+	}
+	r.ps.tick(c)
+	return nil
+}
+
+// Unsubscribe drops this node's own subscription to ch (relaying for
+// others goes on while they need it).
+func (r *Router) Unsubscribe(now time.Time, ch uint64) {
+	r.begin(now)
+	if c := r.ps.chans[ch]; c != nil && c.local {
+		c.local, c.localMin, c.localMax = false, 0, 0
+		r.ps.tick(c)
+	}
+}
+
+// SetBitrate sets the bitrate range this node's subscribers of ch want;
+// the source sees the min and max over all subscribers (EventFeedback).
+func (r *Router) SetBitrate(now time.Time, ch uint64, minBps, maxBps uint64) {
+	r.begin(now)
+	if c := r.ps.chans[ch]; c != nil && c.local {
+		c.localMin, c.localMax = minBps, maxBps
+	}
+}
+
+// RequestKeyframe asks the source of ch for a keyframe. Requests are
+// aggregated hop by hop: one per Config.KeyframeHold goes upstream.
+func (r *Router) RequestKeyframe(now time.Time, ch uint64) {
+	r.begin(now)
+	if c := r.ps.chans[ch]; c != nil {
+		r.ps.keyframe(c)
+	}
+}
+
+// ChannelUpstream returns the neighbour a channel's packets come from
+// (zero at the source or when not joined) and whether the path to the
+// source is active. Meant for tests and diagnostics.
+func (r *Router) ChannelUpstream(ch uint64) (NodeID, bool) {
+	c := r.ps.chans[ch]
+	if c == nil {
+		return 0, false
+	}
+	return c.up, c.upActive
+}
+
+func (ps *pubsub) sendCtl(to NodeID, m chanMsg) {
+	if l := ps.r.nbrs[to]; l != nil {
+		ps.r.sendCtl(l, m.append(ps.r.out))
+	}
+}
+
+func (ps *pubsub) ack(c *channel, to NodeID) {
+	ps.sendCtl(to, chanMsg{t: mSubAck, ch: c.id, flag: c.upActive, path: c.path})
+}
+
+// fanout queues r.out[off:end] (a whole data message) to every downstream
+// except from, and delivers it locally.
+func (ps *pubsub) fanout(c *channel, from NodeID, seq uint32, off, end int) {
+	r := ps.r
+	for _, d := range c.down {
+		if d.nb == from {
+			continue
+		}
+		if l := r.nbrs[d.nb]; l != nil {
+			r.queue(l, off, end, true)
+			r.stats.DataForwarded++
+		}
+	}
+	if c.local {
+		r.dv = append(r.dv, dvRec{ch: c.id, seq: seq, off: off + dataHdrLen, end: end})
+		r.stats.DataDelivered++
+	}
+}
+
+func (ps *pubsub) handleData(l *link, ch uint64, seq uint32, msg []byte) {
+	r := ps.r
+	c := ps.chans[ch]
+	if c == nil || c.publishing || (l.peer != c.up && (l.peer != c.prevUp || !r.now.Before(c.prevUntil))) {
+		r.stats.DataUnexpected++
+		return
+	}
+	if c.haveSeq && int32(seq-c.lastSeq) <= 0 {
+		r.stats.DataDuplicate++
+		return
+	}
+	c.haveSeq, c.lastSeq = true, seq
+	off := len(r.out)
+	r.out = append(r.out, msg...)
+	ps.fanout(c, l.peer, seq, off, len(r.out))
+}
+
+func (ps *pubsub) handleCtl(l *link, m *chanMsg) {
+	r := ps.r
+	c := ps.chans[m.ch]
+	if c == nil {
+		if m.t != mSub {
+			return
+		}
+		if c = ps.get(m.ch); c == nil {
+			return
+		}
+	}
+	switch m.t {
+	case mSub:
+		if c.source == 0 {
+			c.source = m.source
+		}
+		if l.peer == c.up {
+			// Our upstream joined through us: a loop; leave it and rejoin.
+			c.up, c.upActive = 0, false
+		}
+		i := slices.IndexFunc(c.down, func(d downstream) bool { return d.nb == l.peer })
+		if i < 0 {
+			c.down = append(c.down, downstream{nb: l.peer})
+			i = len(c.down) - 1
+		}
+		d := &c.down[i]
+		d.expires = r.now.Add(4 * r.cfg.SubRefresh)
+		d.min, d.max = m.min, m.max
+		if c.upActive {
+			ps.ack(c, l.peer)
+		} else if c.up == 0 {
+			ps.tick(c)
+		}
+	case mSubAck:
+		if l.peer != c.up {
+			return
+		}
+		loop := m.pathLen() >= maxPath
+		for i := 0; i < m.pathLen() && !loop; i++ {
+			loop = m.pathAt(i) == r.id
+		}
+		if !m.flag || loop {
+			c.upActive = false
+			return
+		}
+		c.path = append(append(c.path[:0], m.path...), 0, 0, 0, 0)
+		binaryPut32(c.path[len(c.path)-4:], uint32(r.id))
+		if c.upActive {
+			return
+		}
+		c.upActive = true
+		if c.everActive {
+			ps.moved(c)
+		} else if c.local {
+			r.events(EventSubscribed{Channel: c.id})
+		}
+		c.everActive = true
+		for _, d := range c.down {
+			ps.ack(c, d.nb)
+		}
+	case mUnsub:
+		c.down = slices.DeleteFunc(c.down, func(d downstream) bool { return d.nb == l.peer })
+	case mEnd:
+		if l.peer == c.up || l.peer == c.prevUp {
+			ps.end(c)
+		}
+	case mMoved:
+		if l.peer == c.up {
+			ps.moved(c)
+		}
+	case mFeedback:
+		if i := slices.IndexFunc(c.down, func(d downstream) bool { return d.nb == l.peer }); i >= 0 {
+			c.down[i].min, c.down[i].max = m.min, m.max
+		}
+		if m.flag {
+			ps.keyframe(c)
+		}
+	}
+}
+
+func binaryPut32(b []byte, v uint32) { binary.BigEndian.PutUint32(b, v) }
+
+// moved tells local subscribers and the subtree that the path above
+// changed.
+func (ps *pubsub) moved(c *channel) {
+	if c.local {
+		ps.r.events(EventMoved{Channel: c.id})
+	}
+	for _, d := range c.down {
+		ps.sendCtl(d.nb, chanMsg{t: mMoved, ch: c.id})
+	}
+}
+
+// end ends the channel here and below.
+func (ps *pubsub) end(c *channel) {
+	r := ps.r
+	for _, d := range c.down {
+		ps.sendCtl(d.nb, chanMsg{t: mEnd, ch: c.id})
+	}
+	if c.up != 0 {
+		ps.sendCtl(c.up, chanMsg{t: mUnsub, ch: c.id})
+	}
+	if c.local {
+		r.events(EventChannelEnded{Channel: c.id})
+	}
+	if c.publishing {
+		r.kv.del(dirMap, chanKey(c.id))
+	}
+	ps.remove(c)
+}
+
+func (ps *pubsub) keyframe(c *channel) {
+	r := ps.r
+	if !c.kfAt.IsZero() && r.now.Sub(c.kfAt) < r.cfg.KeyframeHold {
+		c.kfPending = true
+		return
+	}
+	c.kfAt, c.kfPending = r.now, false
+	if c.publishing {
+		mn, mx := ps.aggregate(c)
+		c.fbMin, c.fbMax = mn, mx
+		r.events(EventFeedback{Channel: c.id, Keyframe: true, BitrateMin: mn, BitrateMax: mx})
+		return
+	}
+	if c.up != 0 {
+		mn, mx := ps.aggregate(c)
+		ps.sendCtl(c.up, chanMsg{t: mFeedback, ch: c.id, flag: true, min: mn, max: mx})
+	}
+}
+
+// aggregate is the min of the minimums and the max of the maximums that
+// the local and downstream subscribers asked for (zeros: none).
+func (ps *pubsub) aggregate(c *channel) (mn, mx uint64) {
+	add := func(a, b uint64) {
+		if a != 0 && (mn == 0 || a < mn) {
+			mn = a
+		}
+		mx = max(mx, b)
+	}
+	if c.local {
+		add(c.localMin, c.localMax)
+	}
+	for _, d := range c.down {
+		add(d.min, d.max)
+	}
+	return
+}
+
+func (ps *pubsub) timeout(now time.Time) {
+	if now.Before(ps.nextTick) {
+		return
+	}
+	ps.nextTick = now.Add(ps.r.cfg.SubRefresh)
+	for i := 0; i < len(ps.list); i++ {
+		c := ps.list[i]
+		ps.tick(c)
+		if ps.chans[c.id] != c {
+			i--
+		}
+	}
+}
+
+// tick refreshes one channel: expires downstreams, finds the source, joins
+// or moves toward it, refreshes the upstream, and ends a channel whose
+// source is gone.
+func (ps *pubsub) tick(c *channel) {
+	r := ps.r
+	now := r.now
+	c.down = slices.DeleteFunc(c.down, func(d downstream) bool { return !now.Before(d.expires) })
+	if c.kfPending && now.Sub(c.kfAt) >= r.cfg.KeyframeHold {
+		ps.keyframe(c)
+	}
+	if c.publishing {
+		if mn, mx := ps.aggregate(c); mn != c.fbMin || mx != c.fbMax {
+			c.fbMin, c.fbMax = mn, mx
+			r.events(EventFeedback{Channel: c.id, BitrateMin: mn, BitrateMax: mx})
+		}
+		return
+	}
+	if !c.local && len(c.down) == 0 {
+		if c.up != 0 {
+			ps.sendCtl(c.up, chanMsg{t: mUnsub, ch: c.id})
+		}
+		ps.remove(c)
+		return
+	}
+	if src := r.kv.source(c.id); src != 0 {
+		c.source, c.dirSeen = src, true
+	} else if c.dirSeen {
+		ps.end(c)
+		return
+	}
+	if c.source == 0 {
+		return
+	}
+	nh, ok := r.Route(c.source)
+	if !ok {
+		if c.noRouteSince.IsZero() {
+			c.noRouteSince = now
+		} else if now.Sub(c.noRouteSince) >= r.cfg.EndGrace {
+			ps.end(c)
+		}
+		return
+	}
+	c.noRouteSince = time.Time{}
+	if c.up == 0 || c.up != nh && (!c.upActive && now.Sub(c.upSince) >= 2*r.cfg.SubRefresh || now.Sub(c.upSince) >= r.cfg.ChannelSticky) {
+		if c.up != 0 {
+			ps.sendCtl(c.up, chanMsg{t: mUnsub, ch: c.id})
+			c.prevUp, c.prevUntil = c.up, now.Add(time.Second)
+		}
+		c.up, c.upSince, c.upActive = nh, now, false
+	}
+	mn, mx := ps.aggregate(c)
+	ps.sendCtl(c.up, chanMsg{t: mSub, ch: c.id, source: c.source, min: mn, max: mx})
+}
+
+func (ps *pubsub) neighbourDown(nb NodeID) {
+	for i := 0; i < len(ps.list); i++ {
+		c := ps.list[i]
+		c.down = slices.DeleteFunc(c.down, func(d downstream) bool { return d.nb == nb })
+		if c.up == nb {
+			c.up, c.upActive = 0, false
+			ps.tick(c)
+			if ps.chans[c.id] != c {
+				i--
+			}
+		}
+	}
+}
+
+// leave ends published channels and drops subscriptions.
+func (ps *pubsub) leave() {
+	for len(ps.list) > 0 {
+		c := ps.list[0]
+		if c.publishing {
+			ps.end(c)
+			continue
+		}
+		if c.up != 0 {
+			ps.sendCtl(c.up, chanMsg{t: mUnsub, ch: c.id})
+		}
+		ps.remove(c)
+	}
+}

@@ -1,0 +1,435 @@
+package sdn
+
+import "encoding/binary"
+
+// The wire format: every message is one byte of type followed by fixed
+// big-endian fields; lists carry a count first. Decoders check every
+// length against the input and never allocate; a message that does not
+// decode exactly (short, long, bad count) is dropped and counted.
+
+// msgType is the first byte of every message.
+type msgType uint8
+
+const (
+	mHello    msgType = 1  // version u8, node u32, nonce [16]
+	mHelloAck msgType = 2  // node u32, nonce [16], mac [32]
+	mAuth     msgType = 3  // mac [32]
+	mPing     msgType = 4  // seq u32, sent i64
+	mPong     msgType = 5  // seq u32, sent i64
+	mRoute    msgType = 6  // n u16, n × (key u64? no: kind u8, id u32, seqno u16, metric u32)
+	mSeqReq   msgType = 7  // kind u8, id u32, seqno u16, hops u8
+	mSub      msgType = 8  // ch u64, source u32, min u64, max u64
+	mSubAck   msgType = 9  // ch u64, active u8, n u8, n × node u32 (path from the source)
+	mUnsub    msgType = 10 // ch u64
+	mEnd      msgType = 11 // ch u64
+	mFeedback msgType = 12 // ch u64, keyframe u8, min u64, max u64
+	mData     msgType = 13 // ch u64, seq u32, payload
+	mDigest   msgType = 14 // n u16, n × (owner u32, version u64, age ms u32)
+	mOwner    msgType = 15 // owner u32, version u64, age ms u32, n u16, n × (map u8+bytes, key u8+bytes, value u16+bytes)
+	mMoved    msgType = 16 // ch u64
+	mMax      msgType = 17
+)
+
+const (
+	protoVersion = 1
+	nonceLen     = 16
+	macLen       = 32
+	maxPath      = 32
+	routeEntLen  = 11
+	digestEntLen = 16
+	dataHdrLen   = 13
+	maxMsgLen    = 1 << 20
+)
+
+// reader decodes big-endian fields; any overrun sets bad.
+type reader struct {
+	b   []byte
+	bad bool
+}
+
+func (r *reader) take(n int) []byte {
+	if r.bad || n < 0 || len(r.b) < n {
+		r.bad = true
+		return nil
+	}
+	p := r.b[:n:n]
+	r.b = r.b[n:]
+	return p
+}
+
+func (r *reader) u8() uint8 {
+	p := r.take(1)
+	if p == nil {
+		return 0
+	}
+	return p[0]
+}
+
+func (r *reader) u16() uint16 {
+	p := r.take(2)
+	if p == nil {
+		return 0
+	}
+	return binary.BigEndian.Uint16(p)
+}
+
+func (r *reader) u32() uint32 {
+	p := r.take(4)
+	if p == nil {
+		return 0
+	}
+	return binary.BigEndian.Uint32(p)
+}
+
+func (r *reader) u64() uint64 {
+	p := r.take(8)
+	if p == nil {
+		return 0
+	}
+	return binary.BigEndian.Uint64(p)
+}
+
+// done reports whether the message decoded exactly.
+func (r *reader) done() bool { return !r.bad && len(r.b) == 0 }
+
+func put8(b []byte, v uint8) []byte   { return append(b, v) }
+func put16(b []byte, v uint16) []byte { return binary.BigEndian.AppendUint16(b, v) }
+func put32(b []byte, v uint32) []byte { return binary.BigEndian.AppendUint32(b, v) }
+func put64(b []byte, v uint64) []byte { return binary.BigEndian.AppendUint64(b, v) }
+
+// hello opens the handshake (dialer to listener).
+type hello struct {
+	version uint8
+	node    NodeID
+	nonce   [nonceLen]byte
+}
+
+func (m *hello) append(b []byte) []byte {
+	b = put8(b, uint8(mHello))
+	b = put8(b, m.version)
+	b = put32(b, uint32(m.node))
+	return append(b, m.nonce[:]...)
+}
+
+func (m *hello) decode(p []byte) bool {
+	r := reader{b: p}
+	r.u8()
+	m.version = r.u8()
+	m.node = NodeID(r.u32())
+	copy(m.nonce[:], r.take(nonceLen))
+	return r.done()
+}
+
+// helloAck answers hello with the listener's nonce and proof of the secret.
+type helloAck struct {
+	node  NodeID
+	nonce [nonceLen]byte
+	mac   [macLen]byte
+}
+
+func (m *helloAck) append(b []byte) []byte {
+	b = put8(b, uint8(mHelloAck))
+	b = put32(b, uint32(m.node))
+	b = append(b, m.nonce[:]...)
+	return append(b, m.mac[:]...)
+}
+
+func (m *helloAck) decode(p []byte) bool {
+	r := reader{b: p}
+	r.u8()
+	m.node = NodeID(r.u32())
+	copy(m.nonce[:], r.take(nonceLen))
+	copy(m.mac[:], r.take(macLen))
+	return r.done()
+}
+
+// auth is the dialer's proof of the secret.
+type auth struct{ mac [macLen]byte }
+
+func (m *auth) append(b []byte) []byte {
+	b = put8(b, uint8(mAuth))
+	return append(b, m.mac[:]...)
+}
+
+func (m *auth) decode(p []byte) bool {
+	r := reader{b: p}
+	r.u8()
+	copy(m.mac[:], r.take(macLen))
+	return r.done()
+}
+
+// ping and pong measure a link; pong echoes ping's fields.
+type ping struct {
+	pong bool
+	seq  uint32
+	sent int64
+}
+
+func (m *ping) append(b []byte) []byte {
+	t := mPing
+	if m.pong {
+		t = mPong
+	}
+	b = put8(b, uint8(t))
+	b = put32(b, m.seq)
+	return put64(b, uint64(m.sent))
+}
+
+func (m *ping) decode(p []byte) bool {
+	r := reader{b: p}
+	m.pong = msgType(r.u8()) == mPong
+	m.seq = r.u32()
+	m.sent = int64(r.u64())
+	return r.done()
+}
+
+// routeEnt is one destination of a routing update. A metric of
+// infinity retracts the route.
+type routeEnt struct {
+	key    dkey
+	seqno  uint16
+	metric uint32
+}
+
+func appendRouteEnt(b []byte, e routeEnt) []byte {
+	b = put8(b, uint8(e.key>>32))
+	b = put32(b, uint32(e.key))
+	b = put16(b, e.seqno)
+	return put32(b, e.metric)
+}
+
+// routeUpdate iterates the entries of an mRoute message.
+type routeUpdate struct {
+	n    int
+	ents []byte
+}
+
+func (m *routeUpdate) decode(p []byte) bool {
+	r := reader{b: p}
+	r.u8()
+	m.n = int(r.u16())
+	m.ents = r.take(m.n * routeEntLen)
+	if !r.done() {
+		return false
+	}
+	for i := range m.n {
+		if !m.ent(i).key.valid() {
+			return false
+		}
+	}
+	return true
+}
+
+func (m *routeUpdate) ent(i int) routeEnt {
+	e := m.ents[i*routeEntLen:]
+	return routeEnt{
+		key:    dkey(e[0])<<32 | dkey(binary.BigEndian.Uint32(e[1:])),
+		seqno:  binary.BigEndian.Uint16(e[5:]),
+		metric: binary.BigEndian.Uint32(e[7:]),
+	}
+}
+
+// seqReq asks the origin of key for a sequence number at least seqno.
+type seqReq struct {
+	key   dkey
+	seqno uint16
+	hops  uint8
+}
+
+func (m *seqReq) append(b []byte) []byte {
+	b = put8(b, uint8(mSeqReq))
+	b = put8(b, uint8(m.key>>32))
+	b = put32(b, uint32(m.key))
+	b = put16(b, m.seqno)
+	return put8(b, m.hops)
+}
+
+func (m *seqReq) decode(p []byte) bool {
+	r := reader{b: p}
+	r.u8()
+	kind := r.u8()
+	id := r.u32()
+	m.key = dkey(kind)<<32 | dkey(id)
+	m.seqno = r.u16()
+	m.hops = r.u8()
+	return r.done() && m.key.valid()
+}
+
+// chanMsg is every pub/sub control message: sub, subAck, unsub, end,
+// feedback and moved. Fields a type does not carry stay zero.
+type chanMsg struct {
+	t        msgType
+	ch       uint64
+	source   NodeID // sub
+	min, max uint64 // sub, feedback
+	flag     bool   // subAck: active; feedback: keyframe
+	path     []byte // subAck: n × u32, the relays from the source down
+}
+
+func (m *chanMsg) pathLen() int { return len(m.path) / 4 }
+
+func (m *chanMsg) pathAt(i int) NodeID { return NodeID(binary.BigEndian.Uint32(m.path[4*i:])) }
+
+func (m *chanMsg) append(b []byte) []byte {
+	b = put8(b, uint8(m.t))
+	b = put64(b, m.ch)
+	switch m.t {
+	case mSub:
+		b = put32(b, uint32(m.source))
+		b = put64(b, m.min)
+		b = put64(b, m.max)
+	case mFeedback:
+		b = put8(b, bool8(m.flag))
+		b = put64(b, m.min)
+		b = put64(b, m.max)
+	case mSubAck:
+		b = put8(b, bool8(m.flag))
+		b = put8(b, uint8(len(m.path)/4))
+		b = append(b, m.path...)
+	}
+	return b
+}
+
+func (m *chanMsg) decode(p []byte) bool {
+	r := reader{b: p}
+	m.t = msgType(r.u8())
+	m.ch = r.u64()
+	switch m.t {
+	case mSub:
+		m.source = NodeID(r.u32())
+		m.min = r.u64()
+		m.max = r.u64()
+		if m.source == 0 {
+			return false
+		}
+	case mFeedback:
+		m.flag = r.u8() != 0
+		m.min = r.u64()
+		m.max = r.u64()
+	case mSubAck:
+		m.flag = r.u8() != 0
+		n := int(r.u8())
+		if n > maxPath {
+			return false
+		}
+		m.path = r.take(4 * n)
+	case mUnsub, mEnd, mMoved:
+	default:
+		return false
+	}
+	return r.done()
+}
+
+func bool8(b bool) uint8 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// appendDataHdr starts an mData message; the payload follows.
+func appendDataHdr(b []byte, ch uint64, seq uint32) []byte {
+	b = put8(b, uint8(mData))
+	b = put64(b, ch)
+	return put32(b, seq)
+}
+
+// decodeData splits an mData message.
+func decodeData(p []byte) (ch uint64, seq uint32, payload []byte, ok bool) {
+	if len(p) < dataHdrLen || msgType(p[0]) != mData {
+		return 0, 0, nil, false
+	}
+	return binary.BigEndian.Uint64(p[1:]), binary.BigEndian.Uint32(p[9:]), p[dataHdrLen:], true
+}
+
+// digestEnt is one owner in a map digest.
+type digestEnt struct {
+	owner   NodeID
+	version uint64
+	ageMs   uint32
+}
+
+func appendDigestEnt(b []byte, e digestEnt) []byte {
+	b = put32(b, uint32(e.owner))
+	b = put64(b, e.version)
+	return put32(b, e.ageMs)
+}
+
+// digest iterates the owners of an mDigest message.
+type digest struct {
+	n    int
+	ents []byte
+}
+
+func (m *digest) decode(p []byte) bool {
+	r := reader{b: p}
+	r.u8()
+	m.n = int(r.u16())
+	m.ents = r.take(m.n * digestEntLen)
+	if !r.done() {
+		return false
+	}
+	for i := range m.n {
+		if m.ent(i).owner == 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func (m *digest) ent(i int) digestEnt {
+	e := m.ents[i*digestEntLen:]
+	return digestEnt{
+		owner:   NodeID(binary.BigEndian.Uint32(e)),
+		version: binary.BigEndian.Uint64(e[4:]),
+		ageMs:   binary.BigEndian.Uint32(e[12:]),
+	}
+}
+
+// ownerMsg carries every map entry of one owner at one version.
+type ownerMsg struct {
+	digestEnt
+	n    int
+	ents []byte // validated entry list
+}
+
+func appendOwnerHdr(b []byte, e digestEnt, n int) []byte {
+	b = put8(b, uint8(mOwner))
+	b = appendDigestEnt(b, e)
+	return put16(b, uint16(n))
+}
+
+func appendOwnerEnt(b []byte, name, key string, value []byte) []byte {
+	b = put8(b, uint8(len(name)))
+	b = append(b, name...)
+	b = put8(b, uint8(len(key)))
+	b = append(b, key...)
+	b = put16(b, uint16(len(value)))
+	return append(b, value...)
+}
+
+func (m *ownerMsg) decode(p []byte) bool {
+	r := reader{b: p}
+	r.u8()
+	m.owner = NodeID(r.u32())
+	m.version = r.u64()
+	m.ageMs = r.u32()
+	m.n = int(r.u16())
+	m.ents = r.b
+	for range m.n {
+		r.take(int(r.u8()))
+		r.take(int(r.u8()))
+		r.take(int(r.u16()))
+	}
+	return r.done() && m.owner != 0
+}
+
+// ownerIter walks the entries of a validated ownerMsg.
+type ownerIter struct{ r reader }
+
+func (it *ownerIter) next() (name, key, value []byte) {
+	name = it.r.take(int(it.r.u8()))
+	key = it.r.take(int(it.r.u8()))
+	value = it.r.take(int(it.r.u16()))
+	return
+}
