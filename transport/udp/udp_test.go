@@ -398,4 +398,6 @@ func BenchmarkMuxRead(b *testing.B) {
 
 type handlerFunc func([]byte) bool
 
-func (f handlerFunc) HandleDatagram(_ time.Time, _ netip.AddrPort, _ Writer, b []byte) bool { return f(b) }
+func (f handlerFunc) HandleDatagram(_ time.Time, _ netip.AddrPort, _ Writer, b []byte) bool {
+	return f(b)
+}
