@@ -165,6 +165,9 @@ func TestDemuxAddrLimit(t *testing.T) {
 }
 
 func TestDemuxAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are meaningless under -race")
+	}
 	d := NewDemux()
 	d.Register("one", nopHandler{})
 	a := netip.MustParseAddrPort("192.0.2.1:1000")
@@ -274,6 +277,9 @@ func TestMuxRoundTrip(t *testing.T) {
 }
 
 func TestMuxWriteBatchAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are meaningless under -race")
+	}
 	m := startMux(t, Config{})
 	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
