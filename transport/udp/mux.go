@@ -21,7 +21,7 @@ type Config struct {
 	Addr netip.AddrPort
 	// BatchSize is how many datagrams one read syscall may return
 	// (recvmmsg on Linux); default 32. 1 reads one at a time with
-	// ReadFromUDPAddrPort, which allocates nothing per datagram.
+	// ReadFromUDPAddrPort.
 	BatchSize int
 	// MaxDatagram is the size of each read buffer; default 1500. Longer
 	// datagrams are truncated and dropped.
@@ -49,7 +49,6 @@ type Datagram struct {
 
 // batchConn is the part of ipv4.PacketConn / ipv6.PacketConn we use.
 type batchConn interface {
-	ReadBatch(ms []ipv4.Message, flags int) (int, error)
 	WriteBatch(ms []ipv4.Message, flags int) (int, error)
 }
 
@@ -200,27 +199,28 @@ func (m *Mux) serveSingle() error {
 }
 
 func (m *Mux) serveBatch() error {
-	msgs := make([]ipv4.Message, m.cfg.BatchSize)
-	bufs := make([]byte, m.cfg.BatchSize*(m.cfg.MaxDatagram+1))
-	for i := range msgs {
-		off := i * (m.cfg.MaxDatagram + 1)
-		msgs[i].Buffers = [][]byte{bufs[off : off+m.cfg.MaxDatagram+1]}
+	size := m.cfg.MaxDatagram + 1 // one spare byte detects truncation
+	mem := make([]byte, m.cfg.BatchSize*size)
+	bufs := make([][]byte, m.cfg.BatchSize)
+	for i := range bufs {
+		bufs[i] = mem[i*size : (i+1)*size : (i+1)*size]
+	}
+	r, err := newBatchReader(m.conn, bufs)
+	if err != nil {
+		return err
 	}
 	for {
-		n, err := m.batch.ReadBatch(msgs, 0)
+		n, err := r.readBatch()
 		if err != nil {
 			return m.readErr(err)
 		}
 		now := time.Now()
-		for i := range msgs[:n] {
-			msg := &msgs[i]
-			ua, ok := msg.Addr.(*net.UDPAddr)
-			if !ok || msg.N > m.cfg.MaxDatagram {
+		for i := range n {
+			b, from, trunc := r.datagram(i)
+			if trunc || len(b) > m.cfg.MaxDatagram || !from.IsValid() {
 				continue
 			}
-			from := ua.AddrPort()
-			from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-			m.Dispatch(now, from, m, msg.Buffers[0][:msg.N])
+			m.Dispatch(now, from, m, b)
 		}
 	}
 }

@@ -347,55 +347,100 @@ func TestTCPFraming(t *testing.T) {
 	}
 }
 
+// readRig sends bursts of RTP from a bound client and waits until the
+// handler has seen them all.
+type readRig struct {
+	m     *Mux
+	c     *net.UDPConn
+	got   chan struct{}
+	timer *time.Timer
+	mu    sync.Mutex
+	n     int
+	want  int
+	done  chan struct{}
+}
+
+func newReadRig(tb testing.TB, batch int) *readRig {
+	m, err := Listen(Config{BatchSize: batch})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	r := &readRig{m: m, got: make(chan struct{}, 1), timer: time.NewTimer(time.Hour), done: make(chan struct{})}
+	m.Register("one", handlerFunc(func(b []byte) bool {
+		r.mu.Lock()
+		r.n++
+		if r.n == r.want {
+			r.got <- struct{}{}
+		}
+		r.mu.Unlock()
+		return Classify(b) == ClassSTUN
+	}))
+	go func() { defer close(r.done); m.Serve(context.Background()) }()
+	r.c, err = net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(m.LocalAddr()))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { r.c.Close(); m.Close(); <-r.done })
+	r.expect(1)
+	r.c.Write(stunRequest("one:ok"))
+	r.wait(tb)
+	return r
+}
+
+func (r *readRig) expect(n int) {
+	r.mu.Lock()
+	r.n, r.want = 0, n
+	r.mu.Unlock()
+}
+
+func (r *readRig) wait(tb testing.TB) {
+	r.timer.Reset(5 * time.Second)
+	select {
+	case <-r.got:
+		r.timer.Stop()
+	case <-r.timer.C:
+		tb.Fatal("datagrams lost on loopback")
+	}
+}
+
+func (r *readRig) burst(tb testing.TB, n int) {
+	r.expect(n)
+	for range n {
+		r.c.Write(rtpPacket)
+	}
+	r.wait(tb)
+}
+
+// TestMuxReadAllocs: the whole receive path (socket, read loop, demux)
+// allocates nothing per datagram, batched or not.
+func TestMuxReadAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are meaningless under -race")
+	}
+	for _, batch := range []int{1, 32} {
+		t.Run("batch="+strconv.Itoa(batch), func(t *testing.T) {
+			r := newReadRig(t, batch)
+			r.burst(t, 16)
+			// AllocsPerRun counts every goroutine's allocations, so this
+			// includes the read loop. A burst is 16 datagrams; allow less
+			// than one allocation per burst for runtime noise.
+			if n := testing.AllocsPerRun(20, func() { r.burst(t, 16) }); n >= 1 {
+				t.Errorf("%v allocations per 16 datagrams", n)
+			}
+		})
+	}
+}
+
 // BenchmarkMuxRead measures the receive path: datagrams from a bound
 // address through the socket, the read loop and the demux.
 func BenchmarkMuxRead(b *testing.B) {
 	for _, batch := range []int{1, 32} {
 		b.Run("batch="+strconv.Itoa(batch), func(b *testing.B) {
-			m, err := Listen(Config{BatchSize: batch})
-			if err != nil {
-				b.Fatal(err)
-			}
-			got := make(chan struct{}, 1)
-			var n int
-			target := 0
-			var mu sync.Mutex
-			m.Register("one", handlerFunc(func(b []byte) bool {
-				mu.Lock()
-				n++
-				if n == target {
-					got <- struct{}{}
-				}
-				mu.Unlock()
-				return Classify(b) == ClassSTUN
-			}))
-			done := make(chan struct{})
-			go func() { defer close(done); m.Serve(context.Background()) }()
-			defer func() { m.Close(); <-done }()
-			c, err := net.DialUDP("udp4", nil, net.UDPAddrFromAddrPort(m.LocalAddr()))
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer c.Close()
-			mu.Lock()
-			target = 1
-			mu.Unlock()
-			c.Write(stunRequest("one:ok"))
-			<-got
+			r := newReadRig(b, batch)
 			const burst = 64
 			b.ReportAllocs()
 			for b.Loop() {
-				mu.Lock()
-				n, target = 0, burst
-				mu.Unlock()
-				for range burst {
-					c.Write(rtpPacket)
-				}
-				select {
-				case <-got:
-				case <-time.After(time.Second):
-					b.Fatal("lost datagrams on loopback")
-				}
+				r.burst(b, burst)
 			}
 			b.ReportMetric(float64(b.N*burst)/b.Elapsed().Seconds(), "packets/s")
 		})
