@@ -373,6 +373,43 @@ func (n *Node) Unsubscribe(now time.Time, h Handle, peer, trackName string) erro
 	return nil
 }
 
+// SwitchSubscription moves a subscription of the endpoint to another
+// track, keeping its SSRC and continuous numbering: the peer sees one
+// stream whose source changed at a keyframe. payloadType is the outgoing
+// payload type for the new track's codec (0: the publisher's). A WHEP
+// viewer's fixed media sections follow the room's publishers this way.
+func (n *Node) SwitchSubscription(now time.Time, h Handle, fromPeer, fromTrack, toPeer, toTrack string, payloadType uint8) error {
+	now = n.clock(now)
+	s, err := n.joined(h)
+	if err != nil {
+		return err
+	}
+	from := endpoint.SubKey{Peer: fromPeer, Track: fromTrack}
+	to := endpoint.SubKey{Peer: toPeer, Track: toTrack}
+	src, ok := n.cl.Source(s.room, cluster.TrackKey(to))
+	if !ok {
+		return fmt.Errorf("%w: %s/%s", cluster.ErrNoSuchTrack, toPeer, toTrack)
+	}
+	lt, ok := s.ep.Subscription(from)
+	if !ok {
+		return fmt.Errorf("%w: %s/%s", endpoint.ErrNotSubscribed, fromPeer, fromTrack)
+	}
+	if src.Info().Kind != lt.Kind() {
+		return fmt.Errorf("%w: cannot switch a %v subscription to a %v track", endpoint.ErrInvalidTrack, lt.Kind(), src.Info().Kind)
+	}
+	if _, err := s.ep.Rekey(from, to); err != nil {
+		return err
+	}
+	_ = n.cl.Unsubscribe(now, s.room, cluster.TrackKey(from), lt)
+	lt.SetPayloadType(payloadType)
+	if err := n.cl.Subscribe(now, s.room, uint64(h), cluster.TrackKey(to), lt); err != nil {
+		return err // unreachable: the source exists and lt was detached
+	}
+	n.event(h, endpoint.SubscriptionChanged{Key: to, SSRC: lt.SSRC(), Kind: src.Info().Kind, State: endpoint.SubscriptionActive})
+	n.drainNotices(now)
+	return nil
+}
+
 func (n *Node) localTrack(h Handle, peer, trackName string) (*track.LocalTrack, error) {
 	s, err := n.joined(h)
 	if err != nil {

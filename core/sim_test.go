@@ -344,3 +344,52 @@ func TestSimDeterministic(t *testing.T) {
 		t.Fatalf("only %d log lines: the scenario did little", n1)
 	}
 }
+
+// TestSimSwitchSubscription: a subscription with a fixed SSRC (as a WHEP
+// viewer's media section has) moves between publishers; the viewer sees one
+// continuous stream that restarts on a keyframe at each switch.
+func TestSimSwitchSubscription(t *testing.T) {
+	for _, seed := range testutil.Seeds(500, 3) {
+		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
+			w := newWorld(t, seed, Config{})
+			var pubs []*peer
+			for i := 0; i < 3; i++ {
+				p := w.join(fmt.Sprint("pub", i), "room", false)
+				w.publish(p, "cam", track.CodecVP8, []uint32{1000}, vp8Source(w, 1000, testutil.TagOf("room", p.id, "cam"), 2*time.Second))
+				pubs = append(pubs, p)
+			}
+			v := w.join("viewer", "room", false)
+			for _, p := range pubs {
+				v.checker.Allow(testutil.TagOf("room", p.id, "cam"))
+			}
+			const ssrc = 0x5eed
+			got, err := w.n.Subscribe(w.s.Now(), v.h, "pub0", "cam", endpoint.SubscribeOptions{SSRC: ssrc, Spatial: -1, Temporal: -1})
+			if err != nil || got != ssrc {
+				t.Fatalf("subscribe: ssrc %x, %v", got, err)
+			}
+			w.drain()
+			cur := "pub0"
+			for i := 0; i < 6; i++ {
+				w.s.RunFor(w.s.Duration(500*time.Millisecond, 2*time.Second))
+				next := pubs[w.s.Rand.IntN(len(pubs))].id
+				if next == cur {
+					continue
+				}
+				before := v.checker.Stats(testutil.TagOf("room", next, "cam")).Frames
+				if err := w.n.SwitchSubscription(w.s.Now(), v.h, cur, "cam", next, "cam", 0); err != nil {
+					t.Fatal(err)
+				}
+				w.drain()
+				w.s.RunFor(time.Second)
+				if v.checker.Stats(testutil.TagOf("room", next, "cam")).Frames <= before {
+					t.Fatalf("switch %d: nothing from %s", i, next)
+				}
+				cur = next
+			}
+			if n := v.checker.SSRCs(); n != 1 {
+				t.Fatalf("viewer saw %d SSRCs, want 1", n)
+			}
+			w.check(v)
+		})
+	}
+}

@@ -96,6 +96,9 @@ type SubscribeOptions struct {
 	// highest; Temporal -1: all).
 	Spatial  int
 	Temporal int8
+	// SSRC is the outgoing SSRC (0: drawn at random). A driver that
+	// announced SSRCs in its SDP answer passes them here.
+	SSRC uint32
 }
 
 // SubKey names a subscription: the publisher's peer id and track name.
@@ -277,7 +280,10 @@ func (e *Endpoint) Subscribe(now time.Time, k SubKey, kind track.Kind, o Subscri
 		return nil, ErrTooManyTracks
 	}
 	r := e.cfg.Rand
-	ssrc := r.Uint32()
+	ssrc := o.SSRC
+	if ssrc != 0 && e.localBySSRC(ssrc) != nil {
+		return nil, fmt.Errorf("%w: %d", ErrSSRCInUse, ssrc)
+	}
 	for ssrc == 0 || e.findSSRC(ssrc) >= 0 || e.localBySSRC(ssrc) != nil {
 		ssrc = r.Uint32()
 	}
@@ -297,6 +303,22 @@ func (e *Endpoint) Subscribe(now time.Time, k SubKey, kind track.Kind, o Subscri
 	lt.SetTargetLayers(now, spatial, o.Temporal)
 	e.locals = append(e.locals, local{key: k, lt: lt})
 	return lt, nil
+}
+
+// Rekey moves the subscription from to the key to, keeping its LocalTrack
+// (and so its SSRC and continuous numbering): the caller re-attaches it to
+// the new source.
+func (e *Endpoint) Rekey(from, to SubKey) (*track.LocalTrack, error) {
+	if _, ok := e.Subscription(to); ok {
+		return nil, fmt.Errorf("%w: %s/%s", ErrAlreadySubscribed, to.Peer, to.Track)
+	}
+	for i := range e.locals {
+		if e.locals[i].key == from {
+			e.locals[i].key = to
+			return e.locals[i].lt, nil
+		}
+	}
+	return nil, fmt.Errorf("%w: %s/%s", ErrNotSubscribed, from.Peer, from.Track)
 }
 
 // Unsubscribe removes a subscription and returns its LocalTrack, which the

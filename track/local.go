@@ -171,6 +171,9 @@ func (l *LocalTrack) SSRC() uint32 { return l.cfg.SSRC }
 // Owner is the owner id given at creation.
 func (l *LocalTrack) Owner() uint64 { return l.cfg.Owner }
 
+// Kind is the media kind given at creation.
+func (l *LocalTrack) Kind() Kind { return l.cfg.Kind }
+
 // Source is the RemoteTrack forwarded from, or nil.
 func (l *LocalTrack) Source() *RemoteTrack { return l.src }
 
@@ -217,6 +220,10 @@ func (l *LocalTrack) SetSource(now time.Time, src *RemoteTrack) {
 	l.stats.Switches++
 	l.restart(now)
 }
+
+// SetPayloadType changes the outgoing payload type (0: the source's), for
+// a source of another codec behind the same subscription.
+func (l *LocalTrack) SetPayloadType(pt uint8) { l.cfg.PayloadType = pt }
 
 // SetPaused pauses or resumes forwarding. Resuming waits for a keyframe and
 // asks for one.
