@@ -37,6 +37,14 @@ type channel struct {
 	prevUntil  time.Time
 	path       []byte // relays from the source down to us, 4 bytes each
 
+	// A move is make-before-break: pend is subscribed while up still
+	// feeds us, and takes over once its stream continues ours.
+	pend       NodeID
+	pendActive bool
+	pendSince  time.Time
+	pendPath   []byte
+	lastData   time.Time
+
 	down []downstream
 
 	haveSeq bool
@@ -245,10 +253,28 @@ func (ps *pubsub) fanout(c *channel, from NodeID, seq uint32, off, end int) {
 func (ps *pubsub) handleData(l *link, ch uint64, seq uint32, msg []byte) {
 	r := ps.r
 	c := ps.chans[ch]
-	if c == nil || c.publishing || (l.peer != c.up && (l.peer != c.prevUp || !r.now.Before(c.prevUntil))) {
+	if c == nil || c.publishing {
 		r.stats.DataUnexpected++
 		return
 	}
+	switch {
+	case l.peer == c.up, l.peer == c.prevUp && r.now.Before(c.prevUntil):
+	case l.peer == c.pend && c.pendActive:
+		// Take the new upstream when its stream continues ours (it is
+		// faster) or repeats it (slower): either way nothing is lost.
+		// Otherwise wait; after a second, switch anyway.
+		switch d := int32(seq - c.lastSeq); {
+		case !c.haveSeq || d <= 1 || r.now.Sub(c.pendSince) >= time.Second:
+			ps.switchUp(c)
+		default:
+			r.stats.DataDuplicate++
+			return
+		}
+	default:
+		r.stats.DataUnexpected++
+		return
+	}
+	c.lastData = r.now
 	if c.haveSeq && int32(seq-c.lastSeq) <= 0 {
 		r.stats.DataDuplicate++
 		return
@@ -293,32 +319,26 @@ func (ps *pubsub) handleCtl(l *link, m *chanMsg) {
 			ps.tick(c)
 		}
 	case mSubAck:
-		if l.peer != c.up {
+		if l.peer != c.up && l.peer != c.pend {
 			return
 		}
 		loop := m.pathLen() >= maxPath
 		for i := 0; i < m.pathLen() && !loop; i++ {
 			loop = m.pathAt(i) == r.id
 		}
+		if l.peer == c.pend {
+			c.pendActive = m.flag && !loop
+			c.pendPath = append(c.pendPath[:0], m.path...)
+			if c.pendActive && r.now.Sub(c.lastData) > 200*time.Millisecond {
+				ps.switchUp(c) // no stream to splice: switch now
+			}
+			return
+		}
 		if !m.flag || loop {
 			c.upActive = false
 			return
 		}
-		c.path = append(append(c.path[:0], m.path...), 0, 0, 0, 0)
-		binaryPut32(c.path[len(c.path)-4:], uint32(r.id))
-		if c.upActive {
-			return
-		}
-		c.upActive = true
-		if c.everActive {
-			ps.moved(c)
-		} else if c.local {
-			r.events(EventSubscribed{Channel: c.id})
-		}
-		c.everActive = true
-		for _, d := range c.down {
-			ps.ack(c, d.nb)
-		}
+		ps.activate(c, m.path)
 	case mUnsub:
 		c.down = slices.DeleteFunc(c.down, func(d downstream) bool { return d.nb == l.peer })
 	case mEnd:
@@ -341,6 +361,40 @@ func (ps *pubsub) handleCtl(l *link, m *chanMsg) {
 
 func binaryPut32(b []byte, v uint32) { binary.BigEndian.PutUint32(b, v) }
 
+// activate records the upstream's path and, on the first ack of an
+// upstream, tells local subscribers and the subtree.
+func (ps *pubsub) activate(c *channel, path []byte) {
+	r := ps.r
+	c.path = append(append(c.path[:0], path...), 0, 0, 0, 0)
+	binaryPut32(c.path[len(c.path)-4:], uint32(r.id))
+	if c.upActive {
+		return
+	}
+	c.upActive = true
+	if c.everActive {
+		ps.moved(c)
+	} else if c.local {
+		r.events(EventSubscribed{Channel: c.id})
+	}
+	c.everActive = true
+	for _, d := range c.down {
+		ps.ack(c, d.nb)
+	}
+}
+
+// switchUp completes a move: pend becomes the upstream, the old one is
+// left (its packets in flight still accepted for a second).
+func (ps *pubsub) switchUp(c *channel) {
+	r := ps.r
+	if c.up != 0 {
+		ps.sendCtl(c.up, chanMsg{t: mUnsub, ch: c.id})
+		c.prevUp, c.prevUntil = c.up, r.now.Add(time.Second)
+	}
+	c.up, c.upSince, c.upActive = c.pend, r.now, false
+	c.pend, c.pendActive = 0, false
+	ps.activate(c, c.pendPath)
+}
+
 // moved tells local subscribers and the subtree that the path above
 // changed.
 func (ps *pubsub) moved(c *channel) {
@@ -360,6 +414,9 @@ func (ps *pubsub) end(c *channel) {
 	}
 	if c.up != 0 {
 		ps.sendCtl(c.up, chanMsg{t: mUnsub, ch: c.id})
+	}
+	if c.pend != 0 {
+		ps.sendCtl(c.pend, chanMsg{t: mUnsub, ch: c.id})
 	}
 	if c.local {
 		r.events(EventChannelEnded{Channel: c.id})
@@ -464,21 +521,43 @@ func (ps *pubsub) tick(c *channel) {
 		return
 	}
 	c.noRouteSince = time.Time{}
-	if c.up == 0 || c.up != nh && (!c.upActive && now.Sub(c.upSince) >= 2*r.cfg.SubRefresh || now.Sub(c.upSince) >= r.cfg.ChannelSticky) {
+	switch {
+	case c.up == 0 || c.up != nh && !c.upActive && now.Sub(c.upSince) >= 2*r.cfg.SubRefresh:
+		// No upstream, or one that does not get through: break.
 		if c.up != 0 {
 			ps.sendCtl(c.up, chanMsg{t: mUnsub, ch: c.id})
 			c.prevUp, c.prevUntil = c.up, now.Add(time.Second)
 		}
+		if c.pend != 0 {
+			ps.sendCtl(c.pend, chanMsg{t: mUnsub, ch: c.id})
+		}
 		c.up, c.upSince, c.upActive = nh, now, false
+		c.pend, c.pendActive = 0, false
+	case c.pend != 0 && (c.pend != nh && c.pend != c.up || c.pendActive && now.Sub(c.pendSince) >= time.Second):
+		if c.pend != nh {
+			ps.sendCtl(c.pend, chanMsg{t: mUnsub, ch: c.id})
+			c.pend, c.pendActive = 0, false
+		} else {
+			ps.switchUp(c)
+		}
+	case c.pend == 0 && c.up != nh && now.Sub(c.upSince) >= r.cfg.ChannelSticky:
+		// A better path has lasted: make before break.
+		c.pend, c.pendActive, c.pendSince = nh, false, now
 	}
 	mn, mx := ps.aggregate(c)
 	ps.sendCtl(c.up, chanMsg{t: mSub, ch: c.id, source: c.source, min: mn, max: mx})
+	if c.pend != 0 {
+		ps.sendCtl(c.pend, chanMsg{t: mSub, ch: c.id, source: c.source, min: mn, max: mx})
+	}
 }
 
 func (ps *pubsub) neighbourDown(nb NodeID) {
 	for i := 0; i < len(ps.list); i++ {
 		c := ps.list[i]
 		c.down = slices.DeleteFunc(c.down, func(d downstream) bool { return d.nb == nb })
+		if c.pend == nb {
+			c.pend, c.pendActive = 0, false
+		}
 		if c.up == nb {
 			c.up, c.upActive = 0, false
 			ps.tick(c)

@@ -204,7 +204,7 @@ func (rt *routing) expire(now time.Time) {
 			continue
 		}
 		d.deadSince = time.Time{}
-		if best, ok := rt.bestInfeasible(d); ok && (d.next == 0 || float64(best) < float64(d.metric)*(1-r.cfg.SwitchGain)) {
+		if best, ok := rt.bestInfeasible(d); ok && d.next != 0 && float64(best) < float64(d.metric)*(1-r.cfg.SwitchGain) {
 			rt.request(d, hold)
 		}
 	}
@@ -338,6 +338,9 @@ func (rt *routing) reselect(d *dest) {
 			d.dirty = true
 			rt.version++
 			rt.trigger()
+		}
+		// Starved: only a newer sequence number makes a route feasible.
+		if len(d.cands) > 0 {
 			rt.request(d, 0)
 		}
 		return
@@ -401,9 +404,9 @@ func (rt *routing) handleSeqReq(l *link, m *seqReq) {
 			if seqNewer(m.seqno, rt.mySeq) {
 				rt.mySeq = m.seqno
 			}
-			rt.originDirt = true
-			rt.trigger()
 		}
+		rt.originDirt = true
+		rt.trigger()
 		return
 	case m.key == zoneKey(r.zone):
 		if !seqNewer(rt.zoneSeq, m.seqno) {
@@ -411,9 +414,9 @@ func (rt *routing) handleSeqReq(l *link, m *seqReq) {
 			if seqNewer(m.seqno, rt.zoneSeq) {
 				rt.zoneSeq = m.seqno
 			}
-			rt.originDirt = true
-			rt.trigger()
 		}
+		rt.originDirt = true
+		rt.trigger()
 		return
 	case !rt.accepts(l.peer, m.key):
 		return

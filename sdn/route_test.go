@@ -43,3 +43,169 @@ func TestRoutingConverges(t *testing.T) {
 		}
 	}
 }
+
+// TestLossyLinkAvoided: a direct link with 20 % loss loses to a lossless
+// path of twice its RTT; without the loss the direct link wins (so the
+// test fails if loss stops counting).
+func TestLossyLinkAvoided(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		loss    float64
+		wantVia bool
+	}{{"loss=20%", 0.2, true}, {"lossless", 0, false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, seed := range testutil.Seeds(200, 3) {
+				s := newSimNet(t, seed)
+				a, b, c := s.addNode(1), s.addNode(2), s.addNode(3)
+				s.connect(a.id, b.id, 10*time.Millisecond, time.Millisecond, tc.loss)
+				s.connect(a.id, c.id, 10*time.Millisecond, time.Millisecond, 0)
+				s.connect(c.id, b.id, 10*time.Millisecond, time.Millisecond, 0)
+				s.checkLoops = true
+				s.startAll()
+				s.sim.RunFor(10 * time.Second)
+				for range 40 {
+					s.sim.RunFor(500 * time.Millisecond)
+					for _, p := range [][2]*simNode{{a, b}, {b, a}} {
+						next, ok := p[0].r.Route(p[1].id)
+						if !ok {
+							t.Fatalf("seed %d: %d has no route to %d", seed, p[0].id, p[1].id)
+						}
+						if via := next == c.id; via != tc.wantVia {
+							t.Fatalf("seed %d t=%v: %d→%d next hop %d, want via %d: %v (neighbours %+v)", seed,
+								s.sim.Now().Sub(testutil.Epoch), p[0].id, p[1].id, next, c.id, tc.wantVia, p[0].r.Neighbours())
+						}
+					}
+				}
+				if s.loopErr != nil {
+					t.Fatal(s.loopErr)
+				}
+			}
+		})
+	}
+}
+
+// connected reports whether every zone's alive nodes are connected among
+// themselves over uncut links, and all alive nodes with each other.
+func (s *simNet) connected() bool {
+	adj := map[*simNode][]*simNode{}
+	for _, e := range s.edges {
+		a, b := s.byID[e.a], s.byID[e.b]
+		if e.cut || !a.alive || !b.alive {
+			continue
+		}
+		adj[a] = append(adj[a], b)
+		adj[b] = append(adj[b], a)
+	}
+	reach := func(from *simNode, ok func(*simNode) bool) int {
+		seen := map[*simNode]bool{from: true}
+		stack := []*simNode{from}
+		for len(stack) > 0 {
+			n := stack[len(stack)-1]
+			stack = stack[:len(stack)-1]
+			for _, m := range adj[n] {
+				if !seen[m] && ok(m) {
+					seen[m] = true
+					stack = append(stack, m)
+				}
+			}
+		}
+		return len(seen)
+	}
+	var alive []*simNode
+	perZone := map[uint8][]*simNode{}
+	for _, n := range s.nodes {
+		if n.alive {
+			alive = append(alive, n)
+			perZone[uint8(n.id.Zone())] = append(perZone[uint8(n.id.Zone())], n)
+		}
+	}
+	if len(alive) == 0 || reach(alive[0], func(*simNode) bool { return true }) != len(alive) {
+		return false
+	}
+	for z, ns := range perZone {
+		if reach(ns[0], func(m *simNode) bool { return uint8(m.id.Zone()) == z }) != len(ns) {
+			return false
+		}
+	}
+	return true
+}
+
+// fail kills frac of the nodes and cuts frac2 of the links, at random but
+// keeping every zone (and the whole) connected.
+func (s *simNet) fail(fracNodes, fracLinks float64) (killed []*simNode, cut []*simEdge) {
+	rnd := s.sim.Rand
+	want := int(fracNodes * float64(len(s.nodes)))
+	for tries := 0; len(killed) < want && tries < 10000; tries++ {
+		n := s.nodes[rnd.IntN(len(s.nodes))]
+		if !n.alive {
+			continue
+		}
+		n.alive = false
+		if !s.connected() {
+			n.alive = true
+			continue
+		}
+		n.alive = true
+		s.kill(n)
+		killed = append(killed, n)
+	}
+	keys := s.sortedEdges()
+	want = int(fracLinks * float64(len(keys)))
+	for tries := 0; len(cut) < want && tries < 10000; tries++ {
+		e := s.edges[keys[rnd.IntN(len(keys))]]
+		if e.cut || !s.byID[e.a].alive || !s.byID[e.b].alive {
+			continue
+		}
+		e.cut = true
+		if !s.connected() {
+			e.cut = false
+			continue
+		}
+		s.cut(e, true)
+		cut = append(cut, e)
+	}
+	return killed, cut
+}
+
+// TestRoutingReconverges: after 10 % of the nodes die and 5 % of the links
+// are cut, routes are again complete and within 10 % of the optimum within
+// 10 virtual seconds, with no routing loop at any step.
+func TestRoutingReconverges(t *testing.T) {
+	for _, seed := range testutil.Seeds(300, 3) {
+		s := newSimNet(t, seed)
+		s.topology([]int{33, 33, 34}, 60, 3, true)
+		s.checkLoops = true
+		s.startAll()
+		s.sim.RunFor(15 * time.Second)
+		if bad := s.routeQuality(0.10); bad != "" {
+			t.Fatalf("seed %d: not converged before the faults: %s", seed, bad)
+		}
+		killed, cut := s.fail(0.10, 0.05)
+		if len(killed) != 10 || len(cut) == 0 {
+			t.Fatalf("seed %d: killed %d, cut %d", seed, len(killed), len(cut))
+		}
+		t0 := s.sim.Now()
+		var bad string
+		for {
+			s.sim.RunFor(250 * time.Millisecond)
+			if s.loopErr != nil {
+				t.Fatalf("seed %d: %v", seed, s.loopErr)
+			}
+			if bad = s.routeQuality(0.10); bad == "" {
+				t.Logf("seed %d: reconverged %v after killing %d nodes and cutting %d links", seed, s.sim.Now().Sub(t0), len(killed), len(cut))
+				break
+			}
+			if testing.Verbose() {
+				t.Logf("t+%v: %s", s.sim.Now().Sub(t0), bad)
+			}
+			if s.sim.Now().Sub(t0) >= 10*time.Second {
+				t.Fatalf("seed %d: not reconverged within 10s: %s", seed, bad)
+			}
+		}
+		// Keep checking loops while the network settles.
+		s.sim.RunFor(5 * time.Second)
+		if s.loopErr != nil {
+			t.Fatalf("seed %d: %v", seed, s.loopErr)
+		}
+	}
+}

@@ -61,10 +61,10 @@ type dvRec struct {
 type hsState uint8
 
 const (
-	hsDialed  hsState = iota // hello sent, waiting for helloAck
-	hsListen                 // waiting for hello
-	hsAcked                  // helloAck sent, waiting for auth
-	hsDone                   // authenticated
+	hsDialed hsState = iota // hello sent, waiting for helloAck
+	hsListen                // waiting for hello
+	hsAcked                 // helloAck sent, waiting for auth
+	hsDone                  // authenticated
 )
 
 // link is one connection to a (possibly not yet known) neighbour.
@@ -85,6 +85,10 @@ type link struct {
 	srtt     time.Duration
 	loss     float64
 	cost     uint32 // published cost in microseconds; 0 while unmeasured
+	// confirmed: the peer is known to have completed the handshake too
+	// (it sent something after it). Until then the dialer repeats auth.
+	confirmed bool
+	resendAt  time.Time
 }
 
 type pingRec struct {
@@ -191,6 +195,7 @@ func (r *Router) HandleLinkUp(now time.Time, id LinkID, info LinkInfo) {
 			s.dialing = false
 		}
 		l.state = hsDialed
+		l.resendAt = r.now.Add(r.cfg.PingInterval)
 		m := hello{version: protoVersion, node: r.id, nonce: l.nonceMe}
 		r.sendCtl(l, m.append(r.out))
 	} else {
@@ -238,6 +243,9 @@ func (r *Router) HandleMessage(now time.Time, id LinkID, data []byte) {
 		return
 	}
 	l.lastRecv = r.now
+	if t > mAuth {
+		l.confirmed = true
+	}
 	switch t {
 	case mPing, mPong:
 		var m ping
@@ -288,7 +296,17 @@ func (r *Router) HandleMessage(now time.Time, id LinkID, data []byte) {
 			return
 		}
 		r.kv.handleOwner(l, &m)
-	default: // handshake messages on an authenticated link
+	case mHello, mHelloAck:
+		// A retransmission the peer sent before our reply reached it.
+		if !l.dialed && t == mHello {
+			var m hello
+			if m.decode(data) && m.node == l.peer && m.nonce == l.noncePe {
+				return
+			}
+		}
+		if l.dialed && t == mHelloAck {
+			return
+		}
 		r.stats.Unauthenticated++
 	}
 }
@@ -318,8 +336,20 @@ func (r *Router) HandleTimeout(now time.Time) {
 				r.stats.HandshakeTimeouts++
 				r.dropLink(l, true)
 				i--
+			} else if l.state == hsDialed && !now.Before(l.resendAt) {
+				// Handshake messages may be lost (datagram links):
+				// repeat hello until the answer comes.
+				l.resendAt = now.Add(r.cfg.PingInterval)
+				m := hello{version: protoVersion, node: r.id, nonce: l.nonceMe}
+				r.sendCtl(l, m.append(r.out))
 			}
 			continue
+		}
+		if l.dialed && !l.confirmed && !now.Before(l.resendAt) {
+			l.resendAt = now.Add(r.cfg.PingInterval)
+			var a auth
+			r.handshakeMAC(a.mac[:], 'A', l.nonceMe, l.noncePe, r.id, l.peer, l.binding)
+			r.sendCtl(l, a.append(r.out))
 		}
 		if now.Sub(l.lastRecv) >= r.cfg.DeadAfter {
 			r.stats.LinksDead++
@@ -354,7 +384,13 @@ func (r *Router) PollTimeout() (time.Time, bool) {
 	for _, l := range r.links {
 		if l.state != hsDone {
 			min(l.created.Add(r.cfg.HandshakeTimeout))
+			if l.state == hsDialed {
+				min(l.resendAt)
+			}
 			continue
+		}
+		if l.dialed && !l.confirmed {
+			min(l.resendAt)
 		}
 		min(l.nextPing)
 		min(l.lastRecv.Add(r.cfg.DeadAfter))
@@ -526,6 +562,19 @@ func (r *Router) handshake(l *link, t msgType, data []byte) {
 			return
 		}
 		r.authenticated(l)
+	case t == mHello && l.state == hsAcked:
+		var m hello
+		if !m.decode(data) {
+			r.stats.Malformed++
+			return
+		}
+		if m.node != l.peer || m.nonce != l.noncePe {
+			r.stats.Unauthenticated++
+			return
+		}
+		ack := helloAck{node: r.id, nonce: l.nonceMe}
+		r.handshakeMAC(ack.mac[:], 'B', l.noncePe, l.nonceMe, l.peer, r.id, l.binding)
+		r.sendCtl(l, ack.append(r.out))
 	default:
 		r.stats.Unauthenticated++
 	}
@@ -557,6 +606,8 @@ func (r *Router) authenticated(l *link) {
 	l.state = hsDone
 	l.lastRecv = r.now
 	l.nextPing = r.now
+	l.confirmed = !l.dialed
+	l.resendAt = r.now.Add(r.cfg.PingInterval)
 	if old := r.nbrs[l.peer]; old != nil {
 		oldLow := (old.dialed && r.id < l.peer) || (!old.dialed && l.peer < r.id)
 		newLow := (l.dialed && r.id < l.peer) || (!l.dialed && l.peer < r.id)
@@ -654,9 +705,10 @@ func (r *Router) measure(l *link) {
 			lost++
 		}
 	}
-	if n > 0 {
-		l.loss = float64(lost) / float64(n)
+	if n < 5 {
+		return // too few pings to judge the loss yet
 	}
+	l.loss = float64(lost) / float64(n)
 	c := float64(l.srtt.Microseconds())*(1+r.cfg.LossWeight*l.loss) + float64(r.cfg.HopPenalty.Microseconds())
 	c = max(1, min(c, 1e9))
 	nc := uint32(c)

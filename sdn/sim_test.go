@@ -30,7 +30,9 @@ type simNet struct {
 	loopErr    error
 	onData     func(n *simNode, d sdn.Delivery)
 	onEvent    func(n *simNode, e sdn.Event)
-	logEvents  bool
+	// tapDatagrams sees every data Transmit before it is sent.
+	tapDatagrams func(n *simNode, t sdn.Transmit)
+	logEvents    bool
 
 	walkMark []uint64
 	walkGen  uint64
@@ -169,6 +171,9 @@ func (n *simNode) drain() {
 		t, ok := n.r.PollTransmit()
 		if !ok {
 			break
+		}
+		if t.Datagram && s.tapDatagrams != nil {
+			s.tapDatagrams(n, t)
 		}
 		l := n.links[t.Link]
 		if l == nil || l.closed {
