@@ -26,11 +26,8 @@ const (
 	attrUsername         = 0x0006
 	attrMessageIntegrity = 0x0008
 	attrXORMappedAddress = 0x0020
-	attrPriority         = 0x0024
 	attrUseCandidate     = 0x0025
 	attrFingerprint      = 0x8028
-	attrICEControlled    = 0x8029
-	attrICEControlling   = 0x802A
 
 	fingerprintXOR = 0x5354554e
 	miLen          = 20 // HMAC-SHA1

@@ -688,7 +688,6 @@ func writeAnswer(offer *sdp.SessionDescription, neg *Negotiated, cfg *Config, cn
 		line("a=rtcp:9 IN IP4 0.0.0.0")
 		line("a=ice-ufrag:", cfg.ICEUfrag)
 		line("a=ice-pwd:", cfg.ICEPwd)
-		line("a=ice-options:ice2")
 		line("a=fingerprint:", cfg.Fingerprint.Algorithm, " ", cfg.Fingerprint.Value)
 		line("a=setup:passive")
 		line("a=mid:", m.MID)
