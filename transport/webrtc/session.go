@@ -2,7 +2,6 @@ package webrtc
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -428,20 +427,21 @@ func (s *Session) runDTLS() {
 
 func (s *Session) handshake() error {
 	want := s.cfg.RemoteFingerprint
-	conf := &dtls.Config{
-		Certificates:           []tls.Certificate{s.cfg.Certificate.tls},
-		SRTPProtectionProfiles: srtpProfiles,
-		ClientAuth:             dtls.RequireAnyClientCert,
-		ExtendedMasterSecret:   dtls.RequireExtendedMasterSecret,
-		InsecureSkipVerify:     true,
-		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
-			if len(raw) == 0 {
-				return ErrFingerprint
-			}
-			return verifyFingerprint(want, raw[0])
-		},
+	verify := func(raw [][]byte, _ [][]*x509.Certificate) error {
+		if len(raw) == 0 {
+			return ErrFingerprint
+		}
+		return verifyFingerprint(want, raw[0])
 	}
-	conn, err := dtls.Server(s.pc, s.pc.RemoteAddr(), conf)
+	conn, err := dtls.ServerWithOptions(s.pc, s.pc.RemoteAddr(),
+		dtls.WithCertificates(s.cfg.Certificate.tls),
+		dtls.WithSRTPProtectionProfiles(srtpProfiles...),
+		dtls.WithClientAuth(dtls.RequireAnyClientCert),
+		dtls.WithExtendedMasterSecret(dtls.RequireExtendedMasterSecret),
+		// Self-signed certificates: trust comes from the SDP fingerprint.
+		dtls.WithInsecureSkipVerify(true),
+		dtls.WithVerifyPeerCertificate(verify),
+	)
 	if err != nil {
 		return err
 	}
