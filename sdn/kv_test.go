@@ -1,0 +1,265 @@
+package sdn_test
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/sansrtc/sfu/internal/testutil"
+	"github.com/sansrtc/sfu/sdn"
+)
+
+type entryKey struct {
+	owner sdn.NodeID
+	key   string
+}
+
+// mapWorld tracks what every node's subscription to one map shows (from
+// events alone) and what the owners wrote.
+type mapWorld struct {
+	s     *simNet
+	name  string
+	views map[*simNode]map[entryKey]string
+	truth map[entryKey]string
+	// spurious counts deletions of entries whose owner is alive and still
+	// has them, while stable is set: soft state must not flap.
+	stable   bool
+	spurious int
+}
+
+func newMapWorld(s *simNet, name string) *mapWorld {
+	w := &mapWorld{s: s, name: name, views: map[*simNode]map[entryKey]string{}, truth: map[entryKey]string{}}
+	prev := s.onEvent
+	s.onEvent = func(n *simNode, e sdn.Event) {
+		if prev != nil {
+			prev(n, e)
+		}
+		v := w.views[n]
+		if v == nil {
+			return
+		}
+		switch e := e.(type) {
+		case sdn.EventMapSet:
+			if e.Map == name {
+				v[entryKey{e.Owner, e.Key}] = string(e.Value)
+			}
+		case sdn.EventMapDelete:
+			if e.Map == name {
+				if _, ok := v[entryKey{e.Owner, e.Key}]; !ok {
+					s.tb.Errorf("node %d: delete of unknown entry %d/%q", n.id, e.Owner, e.Key)
+				}
+				delete(v, entryKey{e.Owner, e.Key})
+				if _, live := w.truth[entryKey{e.Owner, e.Key}]; live && w.stable && s.byID[e.Owner].alive {
+					w.spurious++
+				}
+			}
+		}
+	}
+	return w
+}
+
+func (w *mapWorld) subscribe(n *simNode) {
+	w.views[n] = map[entryKey]string{}
+	n.r.SubscribeMap(w.s.sim.Now(), w.name)
+	n.drain()
+}
+
+func (w *mapWorld) set(n *simNode, key, value string) {
+	if err := n.r.MapSet(w.s.sim.Now(), w.name, key, []byte(value)); err != nil {
+		w.s.tb.Fatal(err)
+	}
+	w.truth[entryKey{n.id, key}] = value
+	n.drain()
+}
+
+// diff describes how n's view differs from want ("" when equal); the view
+// from events must also match the Router's own MapEntries.
+func (w *mapWorld) diff(n *simNode, want map[entryKey]string) string {
+	v := w.views[n]
+	snap := map[entryKey]string{}
+	for _, e := range n.r.MapEntries(w.name) {
+		snap[entryKey{e.Owner, e.Key}] = string(e.Value)
+	}
+	if !maps.Equal(v, snap) {
+		return fmt.Sprintf("node %d: events show %d entries, MapEntries %d", n.id, len(v), len(snap))
+	}
+	if maps.Equal(v, want) {
+		return ""
+	}
+	var missing, extra []entryKey
+	for k, val := range want {
+		if got, ok := v[k]; !ok || got != val {
+			missing = append(missing, k)
+		}
+	}
+	for k := range v {
+		if _, ok := want[k]; !ok {
+			extra = append(extra, k)
+		}
+	}
+	slices.SortFunc(missing, func(a, b entryKey) int { return int(a.owner) - int(b.owner) })
+	slices.SortFunc(extra, func(a, b entryKey) int { return int(a.owner) - int(b.owner) })
+	return fmt.Sprintf("node %d: %d entries, %d missing/wrong (first %v), %d extra (first %v)", n.id, len(v), len(missing), first(missing), len(extra), first(extra))
+}
+
+func first(s []entryKey) any {
+	if len(s) == 0 {
+		return nil
+	}
+	return s[0]
+}
+
+// converged waits up to d for every alive subscriber to see want.
+func (w *mapWorld) converged(d time.Duration, want func() map[entryKey]string) (time.Duration, string) {
+	t0 := w.s.sim.Now()
+	var bad string
+	for {
+		bad = ""
+		wm := want()
+		for _, n := range w.s.nodes {
+			if _, sub := w.views[n]; sub && n.alive {
+				if bad = w.diff(n, wm); bad != "" {
+					break
+				}
+			}
+		}
+		if bad == "" || w.s.sim.Now().Sub(t0) >= d {
+			return w.s.sim.Now().Sub(t0), bad
+		}
+		w.s.sim.RunFor(100 * time.Millisecond)
+	}
+}
+
+func (w *mapWorld) aliveTruth() map[entryKey]string {
+	m := map[entryKey]string{}
+	for k, v := range w.truth {
+		if w.s.byID[k.owner].alive {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// TestMaps: 100 nodes each write 10 entries and every subscriber sees all
+// 1000; a dead node's entries vanish everywhere within the soft-state
+// timeout; a node that leaves takes its entries along at once; after a
+// partition heals the maps converge again.
+func TestMaps(t *testing.T) {
+	for _, seed := range testutil.Seeds(500, 3) {
+		s := newSimNet(t, seed)
+		s.topology([]int{33, 33, 34}, 60, 3, true)
+		w := newMapWorld(s, "rooms")
+		w.stable = true
+		s.startAll()
+		s.sim.RunFor(3 * time.Second)
+		for i, n := range s.nodes {
+			if i%2 == 0 {
+				w.subscribe(n)
+			}
+		}
+		for _, n := range s.nodes {
+			for k := range 10 {
+				s.sim.After(s.sim.Duration(0, 2*time.Second), func(time.Time) {
+					w.set(n, fmt.Sprintf("k%d", k), fmt.Sprintf("v%d@%d", k, n.id))
+				})
+			}
+		}
+		s.sim.RunFor(2 * time.Second)
+		for i, n := range s.nodes {
+			if i%2 == 1 { // late subscribers get the existing entries
+				w.subscribe(n)
+			}
+		}
+		if took, bad := w.converged(10*time.Second, w.aliveTruth); bad != "" {
+			t.Fatalf("seed %d: maps not converged: %s", seed, bad)
+		} else if len(w.truth) != 1000 {
+			t.Fatalf("seed %d: %d entries written", seed, len(w.truth))
+		} else {
+			t.Logf("seed %d: 1000 entries everywhere %v after the last write", seed, took)
+		}
+
+		// A node dies: its entries vanish within the soft-state timeout
+		// (plus one gossip period for the expiry check to run).
+		victim := s.nodes[s.sim.Rand.IntN(len(s.nodes))]
+		for !s.connectedWithout(victim) {
+			victim = s.nodes[s.sim.Rand.IntN(len(s.nodes))]
+		}
+		s.sim.RunFor(s.sim.Duration(0, time.Second))
+		s.kill(victim)
+		limit := sdn.DefaultSoftStateTimeout + sdn.DefaultGossipInterval
+		if took, bad := w.converged(limit, w.aliveTruth); bad != "" {
+			t.Fatalf("seed %d: entries of dead %d still there after %v: %s", seed, victim.id, took, bad)
+		} else {
+			t.Logf("seed %d: dead node's entries gone everywhere after %v", seed, took)
+		}
+
+		// A node leaves: its entries go at once (no timeout).
+		leaver := s.nodes[s.sim.Rand.IntN(len(s.nodes))]
+		for !leaver.alive {
+			leaver = s.nodes[s.sim.Rand.IntN(len(s.nodes))]
+		}
+		for k := range w.truth {
+			if k.owner == leaver.id {
+				delete(w.truth, k)
+			}
+		}
+		leaver.r.Close(s.sim.Now())
+		leaver.drain()
+		if took, bad := w.converged(2*time.Second, w.aliveTruth); bad != "" {
+			t.Fatalf("seed %d: entries of leaver %d still there after %v: %s", seed, leaver.id, took, bad)
+		}
+
+		if w.spurious > 0 {
+			t.Fatalf("seed %d: %d entries of live owners were deleted", seed, w.spurious)
+		}
+		w.stable = false
+
+		// Partition zone 0 from the others, write on both sides, heal.
+		var cut []*simEdge
+		for _, k := range s.sortedEdges() {
+			if (k[0].Zone() == 0) != (k[1].Zone() == 0) {
+				e := s.edges[k]
+				s.cut(e, true)
+				cut = append(cut, e)
+			}
+		}
+		s.sim.RunFor(5 * time.Second)
+		for _, n := range s.nodes {
+			if n.alive && n != leaver && s.sim.Chance(0.2) {
+				w.set(n, "late", fmt.Sprintf("written in the partition by %d", n.id))
+			}
+		}
+		s.sim.RunFor(15 * time.Second)
+		// Each side has expired the other's owners by now.
+		side := func(n *simNode) bool { return n.id.Zone() == 0 }
+		for _, n := range s.nodes {
+			if !n.alive || w.views[n] == nil {
+				continue
+			}
+			for k := range w.views[n] {
+				if o := s.byID[k.owner]; side(o) != side(n) {
+					t.Fatalf("seed %d: node %d still has %d's entry across the partition", seed, n.id, k.owner)
+				}
+			}
+		}
+		for _, e := range cut {
+			s.cut(e, false)
+		}
+		// Links come back after their redial backoff (at most
+		// DefaultDialBackoffMax plus half of it as jitter).
+		if took, bad := w.converged(25*time.Second, w.aliveTruth); bad != "" {
+			t.Fatalf("seed %d: not converged 25s after the partition healed: %s", seed, bad)
+		} else {
+			t.Logf("seed %d: converged %v after the partition healed", seed, took)
+		}
+	}
+}
+
+func (s *simNet) connectedWithout(n *simNode) bool {
+	n.alive = false
+	ok := s.connected()
+	n.alive = true
+	return ok
+}
