@@ -1,0 +1,72 @@
+package sfu
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/netip"
+
+	"github.com/sansrtc/sfu/core"
+	"github.com/sansrtc/sfu/transport/driver"
+	"github.com/sansrtc/sfu/transport/whip"
+)
+
+// Config configures a Server. The zero value is a development server on
+// 127.0.0.1 that lets anyone publish and play.
+type Config struct {
+	// UDPAddr and TCPAddr are where media arrives (default 127.0.0.1 with
+	// an ephemeral port; ICE-TCP on the same IP). DisableTCP turns ICE-TCP off.
+	UDPAddr    netip.AddrPort
+	TCPAddr    netip.AddrPort
+	DisableTCP bool
+	// PublicIP is advertised to peers instead of the listening address.
+	PublicIP netip.Addr
+	// Authorize checks WHIP/WHEP bearer tokens (nil: allow everyone).
+	Authorize whip.Authorizer
+	// Codecs is the codec preference order (nil: Opus, VP8, VP9, H264, AV1).
+	Codecs []string
+	// MaxSessions bounds concurrent sessions (default 1000).
+	MaxSessions int
+	// Node configures the core node (rooms, limits, seed).
+	Node core.Config
+	// Logger receives lifecycle logs (default: discard).
+	Logger *slog.Logger
+}
+
+// Server is one SFU node reachable by WHIP and WHEP: a core.Node run by the
+// WebRTC driver, and the HTTP handler for its signalling.
+type Server struct {
+	d *driver.Driver
+	h *whip.Handler
+}
+
+// New opens the media sockets. Mount Handler on your mux and call Run.
+func New(cfg Config) (*Server, error) {
+	d, err := driver.New(driver.Config{Node: cfg.Node, UDPAddr: cfg.UDPAddr, TCPAddr: cfg.TCPAddr, DisableTCP: cfg.DisableTCP,
+		PublicIP: cfg.PublicIP, Codecs: cfg.Codecs, MaxSessions: cfg.MaxSessions, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	h, err := whip.New(whip.Config{Backend: d, Authorize: cfg.Authorize, Logger: cfg.Logger})
+	if err != nil {
+		return nil, errors.Join(err, d.Close())
+	}
+	return &Server{d: d, h: h}, nil
+}
+
+// Handler serves POST /whip/{room}, POST /whep/{room} and their session
+// URLs; mount it at "/" or at "/whip/" and "/whep/".
+func (s *Server) Handler() http.Handler { return s.h }
+
+// Run forwards media until ctx is done, then closes every session.
+func (s *Server) Run(ctx context.Context) error { return s.d.Run(ctx) }
+
+// UDPAddr is where media arrives over UDP.
+func (s *Server) UDPAddr() netip.AddrPort { return s.d.UDPAddr() }
+
+// TCPAddr is the ICE-TCP address (invalid when disabled).
+func (s *Server) TCPAddr() netip.AddrPort { return s.d.TCPAddr() }
+
+// Driver is the WebRTC driver, for stats and inspection.
+func (s *Server) Driver() *driver.Driver { return s.d }

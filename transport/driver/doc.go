@@ -1,0 +1,31 @@
+// Package driver runs a core.Node on real sockets: the WebRTC sessions of
+// package transport/webrtc on the shared UDP port (and ICE-TCP port) of
+// package transport/udp, and the WHIP/WHEP Backend that creates them.
+//
+// # Threads
+//
+// The node is not safe for concurrent use, so the Driver owns it behind
+// one mutex. Decrypted packets reach it on the socket read goroutines
+// (the UDP read loop, one goroutine per ICE-TCP connection), which take
+// the mutex, feed the node with the packet's arrival time, and drain every
+// output right there: transmits are marshalled into pooled buffers,
+// SRTP-encrypted and sent in one batch (sendmmsg) per input. There is no
+// hand-off between reading and forwarding, so a packet costs no channel
+// send or goroutine switch. A timer goroutine sleeps until the node's
+// PollTimeout (or until an input brings the deadline forward), then calls
+// HandleTimeout; it also closes sessions whose ICE consent lapsed (a peer
+// that vanished) or whose DTLS failed. HTTP handlers (WHIP/WHEP) take the
+// mutex for their control calls.
+//
+// # WHIP and WHEP
+//
+// A WHIP session publishes each of its media sections as a track named by
+// kind ("audio", "video"; "video-2" for a second one), so a publisher that
+// reconnects under the same peer id continues the same tracks and its
+// viewers see one continuous stream. A WHEP session has fixed media
+// sections with SSRCs announced in the answer; the driver fills them with
+// the room's tracks, newest publisher first, and when a publisher leaves it
+// moves the section to another track of the same kind
+// (core.Node.SwitchSubscription) so the viewer follows the room's
+// publishers as they come and go.
+package driver

@@ -1,0 +1,713 @@
+package driver
+
+import (
+	"cmp"
+	"context"
+	crand "crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sansrtc/sfu/cluster"
+	"github.com/sansrtc/sfu/core"
+	"github.com/sansrtc/sfu/endpoint"
+	"github.com/sansrtc/sfu/track"
+	"github.com/sansrtc/sfu/transport/udp"
+	"github.com/sansrtc/sfu/transport/webrtc"
+	"github.com/sansrtc/sfu/transport/whip"
+)
+
+// Defaults of Config.
+const (
+	DefaultMaxSessions   = 1000
+	consentCheckInterval = time.Second
+	maxEventRounds       = 16
+)
+
+// Config configures a Driver. The zero value listens on 127.0.0.1 with
+// ephemeral ports.
+type Config struct {
+	// Node configures the core node; a zero Seed is replaced by a random
+	// one.
+	Node core.Config
+	// UDPAddr is the media socket's address (default 127.0.0.1:0).
+	UDPAddr netip.AddrPort
+	// TCPAddr is the ICE-TCP listener's address (default: UDPAddr's IP,
+	// port 0). DisableTCP turns ICE-TCP off.
+	TCPAddr    netip.AddrPort
+	DisableTCP bool
+	// PublicIP, when set, is the address advertised in candidates instead
+	// of the listening one (a host behind 1:1 NAT).
+	PublicIP netip.Addr
+	// Codecs is the codec preference order (default webrtc.DefaultCodecs).
+	Codecs []string
+	// MaxSessions bounds concurrent sessions; past it offers get
+	// whip.ErrOverloaded (HTTP 503). Default 1000.
+	MaxSessions int
+	// Logger receives session lifecycle logs (default: discard).
+	Logger *slog.Logger
+}
+
+// Validate reports a configuration error.
+func (c *Config) Validate() error {
+	if c.MaxSessions < 0 {
+		return errors.New("driver: MaxSessions is negative")
+	}
+	return c.Node.Validate()
+}
+
+// Stats are the driver's counters.
+type Stats struct {
+	Sessions       int
+	SessionsOpened uint64
+	// SessionsExpired counts sessions closed because ICE consent lapsed or
+	// DTLS failed.
+	SessionsExpired uint64
+	// Sent and SendErrors count egress RTP; NotConnected counts transmits
+	// dropped because the session had no SRTP keys yet.
+	Sent, SendErrors, NotConnected uint64
+}
+
+// Driver runs a core.Node on real sockets and implements whip.Backend.
+type Driver struct {
+	cfg  Config
+	log  *slog.Logger
+	cert *webrtc.Certificate
+	mux  *udp.Mux
+	tcp  *udp.TCPListener
+
+	mu      sync.Mutex
+	node    *core.Node
+	peers   map[core.Handle]*peer
+	byID    map[string]*peer
+	plain   []byte
+	bufs    [][]byte
+	batch   []udp.Datagram
+	rtcpBuf []byte
+	sleep   time.Time // when the timer goroutine will next wake
+	stats   Stats
+	closed  bool
+	failed  []*peer // sessions whose DTLS failed, closed by the timer goroutine
+
+	wake chan struct{}
+}
+
+type peer struct {
+	id     string
+	role   whip.Role
+	room   string
+	peerID string
+	h      core.Handle
+	sess   *webrtc.Session
+	ufrag  string
+	slots  []slot
+}
+
+// slot is a WHEP media section: fixed SSRC, filled with a room track.
+type slot struct {
+	mid  string
+	kind track.Kind
+	ssrc uint32
+	pts  map[track.Codec]uint8
+	cur  endpoint.SubKey // zero: empty
+	gone bool            // cur's source was withdrawn
+}
+
+// New opens the sockets. Call Run to serve.
+func New(cfg Config) (*Driver, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.MaxSessions == 0 {
+		cfg.MaxSessions = DefaultMaxSessions
+	}
+	if !cfg.UDPAddr.IsValid() {
+		cfg.UDPAddr = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), 0)
+	}
+	if !cfg.TCPAddr.IsValid() {
+		cfg.TCPAddr = netip.AddrPortFrom(cfg.UDPAddr.Addr(), 0)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Node.Seed == 0 {
+		var b [8]byte
+		_, _ = crand.Read(b[:])
+		cfg.Node.Seed = binary.LittleEndian.Uint64(b[:]) | 1
+	}
+	node, err := core.New(cfg.Node)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := webrtc.NewCertificate()
+	if err != nil {
+		return nil, err
+	}
+	mux, err := udp.Listen(udp.Config{Addr: cfg.UDPAddr, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	d := &Driver{
+		cfg: cfg, log: cfg.Logger, cert: cert, mux: mux, node: node,
+		peers: map[core.Handle]*peer{}, byID: map[string]*peer{},
+		plain: make([]byte, 1500), rtcpBuf: make([]byte, 1500),
+		wake: make(chan struct{}, 1),
+	}
+	if !cfg.DisableTCP {
+		d.tcp, err = mux.ListenTCP(cfg.TCPAddr)
+		if err != nil {
+			mux.Close()
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+// UDPAddr is the media socket's address.
+func (d *Driver) UDPAddr() netip.AddrPort { return d.mux.LocalAddr() }
+
+// TCPAddr is the ICE-TCP listener's address (invalid when disabled).
+func (d *Driver) TCPAddr() netip.AddrPort {
+	if d.tcp == nil {
+		return netip.AddrPort{}
+	}
+	return d.tcp.LocalAddr()
+}
+
+// Stats returns the driver's counters.
+func (d *Driver) Stats() Stats {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := d.stats
+	s.Sessions = len(d.peers)
+	return s
+}
+
+// Inspect runs fn with the node, under the driver's lock (for tests and
+// metrics; fn must not keep the node).
+func (d *Driver) Inspect(fn func(n *core.Node)) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	fn(d.node)
+}
+
+// Run serves until ctx is done, then closes every session and socket.
+func (d *Driver) Run(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- d.mux.Serve(ctx) }()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		now := time.Now()
+		d.mu.Lock()
+		next := now.Add(consentCheckInterval)
+		if at, ok := d.node.PollTimeout(); ok && at.Before(next) {
+			next = at
+		}
+		d.sleep = next
+		d.mu.Unlock()
+		timer.Reset(max(next.Sub(now), 0))
+		select {
+		case <-ctx.Done():
+			d.shutdown()
+			<-errc
+			return nil
+		case err := <-errc:
+			d.shutdown()
+			return err
+		case <-d.wake:
+		case <-timer.C:
+		}
+		now = time.Now()
+		d.mu.Lock()
+		d.node.HandleTimeout(now)
+		d.expireLocked(now)
+		d.drainLocked(now)
+		d.mu.Unlock()
+	}
+}
+
+func (d *Driver) shutdown() {
+	d.mu.Lock()
+	d.closed = true
+	now := time.Now()
+	for _, p := range d.sortedPeers() {
+		d.closePeerLocked(now, p, "shutdown")
+	}
+	d.mu.Unlock()
+	if d.tcp != nil {
+		d.tcp.Close()
+	}
+	d.mux.Close()
+}
+
+// sortedPeers lists peers by handle: map order never decides anything.
+func (d *Driver) sortedPeers() []*peer {
+	ps := make([]*peer, 0, len(d.peers))
+	for _, p := range d.peers {
+		ps = append(ps, p)
+	}
+	slices.SortFunc(ps, func(a, b *peer) int { return cmp.Compare(a.h, b.h) })
+	return ps
+}
+
+// expireLocked closes sessions whose consent lapsed or whose DTLS failed.
+func (d *Driver) expireLocked(now time.Time) {
+	for _, p := range d.failed {
+		if d.peers[p.h] == p {
+			d.stats.SessionsExpired++
+			d.closePeerLocked(now, p, "dtls failed")
+		}
+	}
+	d.failed = d.failed[:0]
+	for _, p := range d.sortedPeers() {
+		if p.sess.Expired(now) {
+			d.stats.SessionsExpired++
+			d.closePeerLocked(now, p, "ice consent expired")
+		}
+	}
+}
+
+func (d *Driver) closePeerLocked(now time.Time, p *peer, why string) {
+	d.mux.Unregister(p.ufrag)
+	_ = p.sess.Close()
+	_ = d.node.CloseEndpoint(now, p.h)
+	delete(d.peers, p.h)
+	delete(d.byID, p.id)
+	d.log.LogAttrs(context.Background(), slog.LevelInfo, "session closed", slog.String("id", p.id),
+		slog.String("role", p.role.String()), slog.String("room", p.room), slog.String("peer", p.peerID), slog.String("why", why))
+	d.drainLocked(now)
+}
+
+// input runs one packet input on the node and drains its outputs.
+func (d *Driver) input(now time.Time, h core.Handle, pkt []byte, rtcp bool) {
+	d.mu.Lock()
+	if d.peers[h] == nil {
+		d.mu.Unlock()
+		return
+	}
+	if rtcp {
+		_ = d.node.HandleRTCP(now, h, pkt)
+	} else {
+		_ = d.node.HandleRTP(now, h, pkt)
+	}
+	d.drainLocked(now)
+	d.mu.Unlock()
+}
+
+// drainLocked sends what the node has to send and acts on its events.
+func (d *Driver) drainLocked(now time.Time) {
+	for round := 0; round < maxEventRounds; round++ {
+		d.sendTransmits()
+		for {
+			h, pkt, ok := d.node.PollRTCP(d.rtcpBuf)
+			if !ok {
+				break
+			}
+			if p := d.peers[h]; p != nil {
+				_ = p.sess.WriteRTCP(pkt)
+			}
+		}
+		acted := false
+		for {
+			e, ok := d.node.PollEvent()
+			if !ok {
+				break
+			}
+			if p := d.peers[e.Endpoint]; p != nil && p.role == whip.Subscribe {
+				acted = d.onViewerEvent(now, p, e.Event) || acted
+			}
+		}
+		if !acted {
+			break
+		}
+	}
+	if at, ok := d.node.PollTimeout(); ok && at.Before(d.sleep) {
+		d.sleep = at
+		select {
+		case d.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// sendTransmits marshals, encrypts and sends every queued transmit, UDP
+// ones in one batch.
+func (d *Driver) sendTransmits() {
+	n := 0
+	for {
+		t, ok := d.node.PollTransmit()
+		if !ok {
+			break
+		}
+		p := d.peers[core.Handle(t.Owner)]
+		if p == nil {
+			continue
+		}
+		m, err := t.MarshalTo(d.plain, nil)
+		if err != nil {
+			d.stats.SendErrors++
+			continue
+		}
+		if n == len(d.bufs) {
+			d.bufs = append(d.bufs, make([]byte, 0, 1500))
+		}
+		enc, err := p.sess.EncryptRTP(d.bufs[n][:0], d.plain[:m])
+		if err != nil {
+			d.stats.NotConnected++
+			continue
+		}
+		w, addr, ok := p.sess.Path()
+		if !ok {
+			d.stats.NotConnected++
+			continue
+		}
+		if w == udp.Writer(d.mux) {
+			d.bufs[n] = enc[:0]
+			d.batch = append(d.batch, udp.Datagram{B: enc, To: addr})
+			n++
+			continue
+		}
+		if err := w.WritePacket(enc, addr); err != nil {
+			d.stats.SendErrors++
+		} else {
+			d.stats.Sent++
+		}
+	}
+	if len(d.batch) > 0 {
+		sent, err := d.mux.WriteBatch(d.batch)
+		d.stats.Sent += uint64(sent)
+		if err != nil {
+			d.stats.SendErrors += uint64(len(d.batch) - sent)
+		}
+		clear(d.batch)
+		d.batch = d.batch[:0]
+	}
+}
+
+// Offer implements whip.Backend: it negotiates, creates the endpoint and
+// the WebRTC session, and returns the answer.
+func (d *Driver) Offer(ctx context.Context, req whip.Request) (whip.Answer, error) {
+	ufrag, pwd := webrtc.NewICECredentials()
+	cands := []webrtc.Candidate{{Addr: d.advertised(d.mux.LocalAddr())}}
+	if d.tcp != nil {
+		cands = append(cands, webrtc.Candidate{Addr: d.advertised(d.tcp.LocalAddr()), TCP: true})
+	}
+	neg, err := webrtc.Negotiate(req.Offer, &webrtc.Config{ICEUfrag: ufrag, ICEPwd: pwd, Fingerprint: d.cert.Fingerprint(),
+		Candidates: cands, Codecs: d.cfg.Codecs})
+	switch {
+	case errors.Is(err, webrtc.ErrMalformed):
+		return whip.Answer{}, fmt.Errorf("%w: %v", whip.ErrMalformed, err)
+	case errors.Is(err, webrtc.ErrUnsupported):
+		return whip.Answer{}, fmt.Errorf("%w: %v", whip.ErrUnsupported, err)
+	case err != nil:
+		return whip.Answer{}, err
+	}
+	want := webrtc.RecvOnly // what we do on a publisher's media
+	if req.Role == whip.Subscribe {
+		want = webrtc.SendOnly
+	}
+	usable := 0
+	for _, m := range neg.Media {
+		if m.Rejected {
+			continue
+		}
+		if m.Direction != want {
+			return whip.Answer{}, fmt.Errorf("%w: a %s session cannot have a %s media section", whip.ErrUnsupported, req.Role, m.Direction)
+		}
+		usable++
+	}
+	if usable == 0 {
+		return whip.Answer{}, fmt.Errorf("%w: no usable media section", whip.ErrUnsupported)
+	}
+
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return whip.Answer{}, fmt.Errorf("%w: shutting down", whip.ErrOverloaded)
+	}
+	if len(d.peers) >= d.cfg.MaxSessions {
+		return whip.Answer{}, fmt.Errorf("%w: %d sessions", whip.ErrOverloaded, len(d.peers))
+	}
+	now := time.Now()
+	p := &peer{id: whip.NewSessionID(), role: req.Role, room: req.Room, peerID: req.PeerID, ufrag: ufrag}
+	h, err := d.node.CreateEndpoint(now, core.EndpointConfig{PeerID: req.PeerID, Extensions: extensions(neg)})
+	if err != nil {
+		return whip.Answer{}, err
+	}
+	p.h = h
+	fail := func(err error) (whip.Answer, error) {
+		_ = d.node.CloseEndpoint(now, h)
+		d.drainLocked(now)
+		if errors.Is(err, cluster.ErrPeerExists) || errors.Is(err, endpoint.ErrDuplicateTrack) {
+			err = fmt.Errorf("%w: %v", whip.ErrConflict, err)
+		}
+		return whip.Answer{}, err
+	}
+	if err := d.node.Join(now, h, req.Room); err != nil {
+		return fail(err)
+	}
+	if req.Role == whip.Publish {
+		if err := d.publishLocked(now, h, neg); err != nil {
+			return fail(err)
+		}
+	}
+	sess, err := webrtc.NewSession(now, webrtc.SessionConfig{
+		Certificate: d.cert, LocalUfrag: ufrag, LocalPwd: pwd, RemoteUfrag: neg.RemoteUfrag,
+		RemoteFingerprint: neg.RemoteFingerprint, Logger: d.log,
+		OnRTP:  func(now time.Time, pkt []byte) { d.input(now, h, pkt, false) },
+		OnRTCP: func(now time.Time, pkt []byte) { d.input(now, h, pkt, true) },
+		OnStateChange: func(s webrtc.State) {
+			if s == webrtc.StateFailed {
+				d.markFailed(h)
+			}
+		},
+	})
+	if err != nil {
+		return fail(err)
+	}
+	p.sess = sess
+	d.peers[h] = p
+	d.byID[p.id] = p
+	if req.Role == whip.Subscribe {
+		d.initSlots(p, neg)
+		d.fillSlotsLocked(now, p)
+	}
+	d.mux.Register(ufrag, sess)
+	d.stats.SessionsOpened++
+	d.drainLocked(now)
+	d.log.LogAttrs(ctx, slog.LevelInfo, "session opened", slog.String("id", p.id), slog.String("role", req.Role.String()),
+		slog.String("room", req.Room), slog.String("peer", req.PeerID))
+	return whip.Answer{SDP: neg.Answer, ID: p.id}, nil
+}
+
+// markFailed queues a session whose DTLS failed for the timer goroutine
+// (the state callback may run under the session's own locks).
+func (d *Driver) markFailed(h core.Handle) {
+	go func() {
+		d.mu.Lock()
+		if p := d.peers[h]; p != nil {
+			d.failed = append(d.failed, p)
+		}
+		d.mu.Unlock()
+		select {
+		case d.wake <- struct{}{}:
+		default:
+		}
+	}()
+}
+
+func (d *Driver) advertised(a netip.AddrPort) netip.AddrPort {
+	if d.cfg.PublicIP.IsValid() {
+		return netip.AddrPortFrom(d.cfg.PublicIP, a.Port())
+	}
+	return a
+}
+
+// extensions picks the header-extension ids the endpoint demultiplexes by.
+// With BUNDLE one id means one extension across the session.
+func extensions(neg *webrtc.Negotiated) endpoint.Extensions {
+	var e endpoint.Extensions
+	set := func(dst *uint8, m *webrtc.Media, uri string) {
+		if id := m.ExtensionID(uri); *dst == 0 && id > 0 && id < 256 {
+			*dst = uint8(id)
+		}
+	}
+	for i := range neg.Media {
+		m := &neg.Media[i]
+		set(&e.MID, m, webrtc.ExtMID)
+		set(&e.RID, m, webrtc.ExtRID)
+		set(&e.RepairedRID, m, webrtc.ExtRepairedRID)
+		set(&e.AudioLevel, m, webrtc.ExtAudioLevel)
+	}
+	return e
+}
+
+// ridOrder ranks common simulcast RID names from lowest to highest
+// quality; unknown names keep the offer's order after the known ones.
+var ridOrder = map[string]int{"q": 0, "l": 0, "low": 0, "0": 0, "h": 1, "m": 1, "mid": 1, "1": 1, "f": 2, "high": 2, "2": 2}
+
+func (d *Driver) publishLocked(now time.Time, h core.Handle, neg *webrtc.Negotiated) error {
+	counts := map[webrtc.Kind]int{}
+	for _, m := range neg.Media {
+		if m.Rejected {
+			continue
+		}
+		counts[m.Kind]++
+		name := string(m.Kind)
+		if c := counts[m.Kind]; c > 1 {
+			name = fmt.Sprintf("%s-%d", m.Kind, c)
+		}
+		codec := track.CodecByName(m.Codec.Name)
+		if codec == track.CodecUnknown {
+			return fmt.Errorf("%w: codec %s", whip.ErrUnsupported, m.Codec.Name)
+		}
+		var encs []track.Encoding
+		if len(m.RIDs) > 0 {
+			rids := slices.Clone(m.RIDs)
+			slices.SortStableFunc(rids, func(a, b string) int {
+				ra, oka := ridOrder[strings.ToLower(a)]
+				rb, okb := ridOrder[strings.ToLower(b)]
+				if !oka {
+					ra = 3
+				}
+				if !okb {
+					rb = 3
+				}
+				return ra - rb
+			})
+			for _, r := range rids {
+				encs = append(encs, track.Encoding{RID: r})
+			}
+		} else if len(m.Streams) > 0 {
+			encs = []track.Encoding{{SSRC: m.Streams[0].SSRC}}
+		}
+		err := d.node.Publish(now, h, endpoint.TrackOptions{Name: name, Codec: codec, PayloadType: m.Codec.PayloadType,
+			MID: m.MID, Encodings: encs})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *Driver) initSlots(p *peer, neg *webrtc.Negotiated) {
+	for _, m := range neg.Media {
+		if m.Rejected || m.Direction != webrtc.SendOnly {
+			continue
+		}
+		s := slot{mid: m.MID, ssrc: m.LocalSSRC, pts: map[track.Codec]uint8{}}
+		s.kind = track.KindVideo
+		if m.Kind == webrtc.KindAudio {
+			s.kind = track.KindAudio
+		}
+		if c := track.CodecByName(m.Codec.Name); c != track.CodecUnknown {
+			s.pts[c] = m.Codec.PayloadType
+		}
+		p.slots = append(p.slots, s)
+	}
+}
+
+// candidates lists the room's tracks a slot could show, newest first,
+// leaving out those another slot of p already shows.
+func (d *Driver) candidates(p *peer, s *slot) []track.Info {
+	all := d.node.Cluster().Tracks(p.room)
+	var out []track.Info
+	for i := len(all) - 1; i >= 0; i-- {
+		t := all[i]
+		if t.Kind != s.kind || t.Peer == p.peerID {
+			continue
+		}
+		if _, ok := s.pts[t.Codec]; !ok {
+			continue
+		}
+		k := endpoint.SubKey{Peer: t.Peer, Track: t.Name}
+		taken := false
+		for j := range p.slots {
+			if p.slots[j].cur == k {
+				taken = true
+			}
+		}
+		if !taken {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// fillSlotsLocked gives every empty or orphaned slot a track, if the room
+// has one. It reports whether it changed anything.
+func (d *Driver) fillSlotsLocked(now time.Time, p *peer) bool {
+	changed := false
+	for i := range p.slots {
+		s := &p.slots[i]
+		if s.cur != (endpoint.SubKey{}) && !s.gone {
+			continue
+		}
+		cands := d.candidates(p, s)
+		if len(cands) == 0 {
+			continue
+		}
+		t := cands[0]
+		to := endpoint.SubKey{Peer: t.Peer, Track: t.Name}
+		var err error
+		if s.cur == (endpoint.SubKey{}) {
+			_, err = d.node.Subscribe(now, p.h, t.Peer, t.Name, endpoint.SubscribeOptions{SSRC: s.ssrc, PayloadType: s.pts[t.Codec], Spatial: -1, Temporal: -1})
+		} else {
+			err = d.node.SwitchSubscription(now, p.h, s.cur.Peer, s.cur.Track, t.Peer, t.Name, s.pts[t.Codec])
+		}
+		if err != nil {
+			d.log.LogAttrs(context.Background(), slog.LevelWarn, "whep: cannot fill media section", slog.String("id", p.id),
+				slog.String("mid", s.mid), slog.String("track", t.Peer+"/"+t.Name), slog.String("err", err.Error()))
+			continue
+		}
+		s.cur, s.gone = to, false
+		changed = true
+	}
+	return changed
+}
+
+// onViewerEvent keeps a WHEP session's slots following the room.
+func (d *Driver) onViewerEvent(now time.Time, p *peer, e endpoint.Event) bool {
+	switch e := e.(type) {
+	case endpoint.TrackPublished:
+		return d.fillSlotsLocked(now, p)
+	case endpoint.SubscriptionChanged:
+		for i := range p.slots {
+			s := &p.slots[i]
+			if s.cur != e.Key {
+				continue
+			}
+			switch e.State {
+			case endpoint.SubscriptionSourceGone:
+				s.gone = true
+			case endpoint.SubscriptionActive:
+				s.gone = false
+			case endpoint.SubscriptionEnded:
+				s.cur, s.gone = endpoint.SubKey{}, false
+			}
+		}
+		if e.State != endpoint.SubscriptionActive {
+			return d.fillSlotsLocked(now, p)
+		}
+	}
+	return false
+}
+
+// Patch implements whip.Backend: trickled candidates need no action from
+// an ICE-lite server (the peer's checks reveal its addresses); an ICE
+// restart is refused with ErrConflict until sessions support it.
+func (d *Driver) Patch(ctx context.Context, role whip.Role, room, id, fragment string) (string, error) {
+	d.mu.Lock()
+	p := d.byID[id]
+	d.mu.Unlock()
+	if p == nil || p.role != role || p.room != room {
+		return "", whip.ErrNotFound
+	}
+	return "", nil
+}
+
+// Delete implements whip.Backend: it ends the session and frees
+// everything it held.
+func (d *Driver) Delete(ctx context.Context, role whip.Role, room, id string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	p := d.byID[id]
+	if p == nil || p.role != role || p.room != room {
+		return whip.ErrNotFound
+	}
+	d.closePeerLocked(time.Now(), p, "deleted")
+	return nil
+}
+
+// Close releases the sockets of a Driver that was never Run.
+func (d *Driver) Close() error {
+	d.shutdown()
+	return nil
+}
