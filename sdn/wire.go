@@ -16,7 +16,7 @@ const (
 	mAuth     msgType = 3  // mac [32]
 	mPing     msgType = 4  // seq u32, sent i64
 	mPong     msgType = 5  // seq u32, sent i64
-	mRoute    msgType = 6  // n u16, n × (key u64? no: kind u8, id u32, seqno u16, metric u32)
+	mRoute    msgType = 6  // n u16, n × (kind u8, id u32, seqno u16, metric u32)
 	mSeqReq   msgType = 7  // kind u8, id u32, seqno u16, hops u8
 	mSub      msgType = 8  // ch u64, source u32, min u64, max u64
 	mSubAck   msgType = 9  // ch u64, active u8, n u8, n × node u32 (path from the source)
@@ -113,11 +113,11 @@ func (m *hello) append(b []byte) []byte {
 
 func (m *hello) decode(p []byte) bool {
 	r := reader{b: p}
-	r.u8()
+	ok := msgType(r.u8()) == mHello
 	m.version = r.u8()
 	m.node = NodeID(r.u32())
 	copy(m.nonce[:], r.take(nonceLen))
-	return r.done()
+	return ok && r.done()
 }
 
 // helloAck answers hello with the listener's nonce and proof of the secret.
@@ -136,11 +136,11 @@ func (m *helloAck) append(b []byte) []byte {
 
 func (m *helloAck) decode(p []byte) bool {
 	r := reader{b: p}
-	r.u8()
+	ok := msgType(r.u8()) == mHelloAck
 	m.node = NodeID(r.u32())
 	copy(m.nonce[:], r.take(nonceLen))
 	copy(m.mac[:], r.take(macLen))
-	return r.done()
+	return ok && r.done()
 }
 
 // auth is the dialer's proof of the secret.
@@ -153,9 +153,9 @@ func (m *auth) append(b []byte) []byte {
 
 func (m *auth) decode(p []byte) bool {
 	r := reader{b: p}
-	r.u8()
+	ok := msgType(r.u8()) == mAuth
 	copy(m.mac[:], r.take(macLen))
-	return r.done()
+	return ok && r.done()
 }
 
 // ping and pong measure a link; pong echoes ping's fields.
@@ -177,10 +177,11 @@ func (m *ping) append(b []byte) []byte {
 
 func (m *ping) decode(p []byte) bool {
 	r := reader{b: p}
-	m.pong = msgType(r.u8()) == mPong
+	t := msgType(r.u8())
+	m.pong = t == mPong
 	m.seq = r.u32()
 	m.sent = int64(r.u64())
-	return r.done()
+	return (t == mPing || t == mPong) && r.done()
 }
 
 // routeEnt is one destination of a routing update. A metric of
@@ -206,10 +207,10 @@ type routeUpdate struct {
 
 func (m *routeUpdate) decode(p []byte) bool {
 	r := reader{b: p}
-	r.u8()
+	ok := msgType(r.u8()) == mRoute
 	m.n = int(r.u16())
 	m.ents = r.take(m.n * routeEntLen)
-	if !r.done() {
+	if !ok || !r.done() {
 		return false
 	}
 	for i := range m.n {
@@ -246,13 +247,13 @@ func (m *seqReq) append(b []byte) []byte {
 
 func (m *seqReq) decode(p []byte) bool {
 	r := reader{b: p}
-	r.u8()
+	ok := msgType(r.u8()) == mSeqReq
 	kind := r.u8()
 	id := r.u32()
 	m.key = dkey(kind)<<32 | dkey(id)
 	m.seqno = r.u16()
 	m.hops = r.u8()
-	return r.done() && m.key.valid()
+	return ok && r.done() && m.key.valid()
 }
 
 // chanMsg is every pub/sub control message: sub, subAck, unsub, end,
@@ -303,11 +304,15 @@ func (m *chanMsg) decode(p []byte) bool {
 			return false
 		}
 	case mFeedback:
-		m.flag = r.u8() != 0
+		f := r.u8()
+		m.flag = f == 1
+		r.bad = r.bad || f > 1
 		m.min = r.u64()
 		m.max = r.u64()
 	case mSubAck:
-		m.flag = r.u8() != 0
+		f := r.u8()
+		m.flag = f == 1
+		r.bad = r.bad || f > 1
 		n := int(r.u8())
 		if n > maxPath {
 			return false
@@ -363,10 +368,10 @@ type digest struct {
 
 func (m *digest) decode(p []byte) bool {
 	r := reader{b: p}
-	r.u8()
+	ok := msgType(r.u8()) == mDigest
 	m.n = int(r.u16())
 	m.ents = r.take(m.n * digestEntLen)
-	if !r.done() {
+	if !ok || !r.done() {
 		return false
 	}
 	for i := range m.n {
@@ -410,7 +415,7 @@ func appendOwnerEnt(b []byte, name, key string, value []byte) []byte {
 
 func (m *ownerMsg) decode(p []byte) bool {
 	r := reader{b: p}
-	r.u8()
+	ok := msgType(r.u8()) == mOwner
 	m.owner = NodeID(r.u32())
 	m.version = r.u64()
 	m.ageMs = r.u32()
@@ -421,7 +426,7 @@ func (m *ownerMsg) decode(p []byte) bool {
 		r.take(int(r.u8()))
 		r.take(int(r.u16()))
 	}
-	return r.done() && m.owner != 0
+	return ok && r.done() && m.owner != 0
 }
 
 // ownerIter walks the entries of a validated ownerMsg.

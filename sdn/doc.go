@@ -1,0 +1,182 @@
+// Package sdn is the overlay network between nodes: neighbours joined by
+// authenticated, measured links; loop-free best-path routing that scales
+// with zones; pub/sub channels carried on relay trees; and replicated
+// key-value maps. It knows nothing of media: payloads are bytes.
+//
+// # Run loop
+//
+// A Router is a sans-IO state machine (see DESIGN.md). The driver owns the
+// sockets and the clock:
+//
+//  1. Create it with New(cfg, now).
+//  2. Feed it input: HandleLinkUp / HandleLinkDown / HandleDialFailed for
+//     connections, HandleMessage for every message received on a link,
+//     HandleTimeout when the deadline of PollTimeout passes, and the
+//     local API (Publish, Send, Subscribe, MapSet, ...).
+//  3. After every call, drain PollTransmit (messages to send on links),
+//     PollData (packets for local subscribers) and PollEvent (EventDial,
+//     EventClose, and the control events) until each returns false.
+//     Data and Payload slices stay valid until the next call into the
+//     Router.
+//  4. Sleep until PollTimeout, or until the next input.
+//
+// A Transmit marked Datagram is pub/sub data and may go unreliably (QUIC
+// datagrams); everything else is control, for a reliable stream. The
+// protocol itself tolerates the loss of any message (everything is soft
+// state, refreshed), so it also runs over plain datagrams, as the
+// simulation tests do.
+//
+// # Identity and addresses
+//
+// A NodeID is a uint32 whose high ZoneBits (8) bits name its zone. A node
+// prints its Addr on start; others pass it as a seed:
+//
+//	<node-id>@/ip4/<ip>/udp/<port>     e.g. 10@/ip4/127.0.0.1/udp/10001
+//	<node-id>@/ip6/<ip>/udp/<port>
+//
+// The id is decimal; MakeNodeID(zone, n) builds one (node 5 of zone 1 is
+// 16777221).
+//
+// # Neighbours and the handshake
+//
+// A node dials its Config.Seeds (EventDial) and redials any that is down,
+// with exponential backoff from DialBackoffMin to DialBackoffMax plus up
+// to 50 % jitter. On every new link the dialer and the listener run a
+// three-message handshake: hello{id, nonce}, helloAck{id, nonce, MAC},
+// auth{MAC}, the MACs being HMAC-SHA256 under the shared cluster secret
+// over a role label, both nonces (from the seeded source), both ids and
+// the link's channel binding (LinkInfo.Binding: for QUIC a TLS exporter
+// value). A node with another secret fails the MAC and is refused
+// (Stats.AuthFailures) or times out (Stats.HandshakeTimeouts); anything
+// but the handshake on a link not yet authenticated is dropped and
+// counted (Stats.Unauthenticated). Lost handshake messages are repeated.
+//
+// After the handshake, messages carry no per-message MAC: integrity and
+// confidentiality come from the link itself (QUIC's TLS 1.3), and the
+// binding in the handshake MACs ties the cluster-secret proof to that TLS
+// session, so a man in the middle cannot splice two sessions. The
+// in-memory and simulated links of tests are trusted. Two links to the
+// same peer resolve to one: the one dialed by the lower id, or the newer
+// when both were dialed by the same side.
+//
+// # Link measurement and metric
+//
+// Each link is pinged every PingInterval (300 ms); the RTT is smoothed
+// (1/8 gain) and the loss is the fraction of the last 64 pings not
+// answered (a ping counts as lost after max(1 s, 4×RTT)). A link silent
+// for DeadAfter (1.5 s) is dead. Its cost, in microseconds, is
+//
+//	RTT × (1 + LossWeight × loss) + HopPenalty      (LossWeight 10, HopPenalty 1 ms)
+//
+// so a link with 20 % loss each way (36 % round trip) costs 4.6× its RTT
+// and loses to a lossless path of twice its RTT. The cost is published
+// (used by routing) only after 5 pings have settled and then only when it
+// moves by more than 10 %, so measurement noise does not ripple through
+// the tables.
+//
+// # Routing
+//
+// Routes are a distance vector with sequence numbers and Babel's
+// feasibility condition (RFC 8966 §2.4–3.5), not a path vector: a path
+// vector only keeps loops from persisting, yet while two updates cross it
+// can point two nodes at each other for a round trip, and the tests check
+// for loops after every single event. With feasibility a node takes a
+// new next hop only if that neighbour's advertised metric is below the
+// smallest metric the node itself has advertised for the destination's
+// current sequence number, which keeps the next-hop graph acyclic at all
+// times. A node that loses its route and has no feasible alternative
+// retracts it and sends a sequence-number request toward the origin
+// (forwarded hop by hop); the origin bumps its number and every route
+// becomes feasible again. A node with a much better infeasible
+// alternative asks the same way (at most every 3.5 s).
+//
+// Updates: every UpdateInterval (1 s, jittered) the full table, and the
+// changed routes TriggerDelay (20 ms) after a change. A neighbour's
+// advertisement expires after 3.5 update intervals.
+//
+// Zones keep tables small: a node holds a route per node of its own zone
+// and a route per other zone. Node routes are exchanged only between
+// neighbours of the same zone; every node of a zone originates its
+// zone's route at metric 0 (all of them share one sequence number, the
+// highest any has seen, as if the zone were one node), and zone routes
+// travel everywhere. To reach a node of another zone a packet follows the
+// zone route to the nearest node of that zone, then node routes inside
+// it. A zone must be connected internally (its nodes reach each other
+// through nodes of the zone); otherwise its halves cannot reach each
+// other's nodes.
+//
+// Hysteresis: a node keeps its next hop unless another feasible route is
+// cheaper by SwitchGain (5 %), or cheaper at all for Sticky (10 s).
+//
+// Quality guarantee (what TestRoutingConverges and TestRoutingReconverges
+// check, walking the next hops and summing the measured link costs, i.e.
+// the published Cost of each hop): for a destination in the source's own
+// zone the route costs at most 10 % more than the cheapest path through
+// nodes of that zone (Dijkstra on the zone's subgraph); for a destination
+// D in another zone Z, at most 10 % more than the cheapest path to any
+// node of Z (Dijkstra over all nodes) plus the cheapest path inside Z from
+// the entry node the route actually uses to D. The cross-zone route is
+// therefore not always the globally cheapest path: it enters Z where Z is
+// nearest, then stays inside Z. That is the price of per-zone tables.
+//
+// # Pub/sub
+//
+// A channel (uint64) has one source. Publish writes the channel into a
+// reserved replicated map (the channel directory; owner = source), so
+// every node learns the source from its local copy with no lookup round
+// trip. This departs from atm0s's home node (a node chosen by hashing the
+// channel over the live nodes): the cluster layer keeps all track
+// metadata in replicated maps anyway, so the directory costs one small
+// entry per channel, and no home has to move when membership changes.
+// The subscription itself is never flooded: a subscriber's node sends a
+// Sub to its next hop toward the source, which reuses its relay state if
+// it has one or subscribes in turn, so a channel is a tree and each node
+// receives each packet once. An upstream acknowledges with the relay path
+// from the source; a path containing the node itself is a loop and is not
+// activated. Subscriptions are soft state, refreshed every SubRefresh
+// (500 ms) and dropped after four missed refreshes.
+//
+// Data flows down the tree: the source numbers packets, every node
+// forwards each sequence number at most once (older and repeated numbers
+// are dropped), so delivery is exactly once and in order. A relay's copy
+// is made once into the Router's buffer and every downstream Transmit
+// points at it: no allocation per packet. Feedback flows up and is
+// aggregated per hop: a keyframe request goes upstream at most once per
+// KeyframeHold (300 ms), and bitrates travel as the min of the minimums
+// and the max of the maximums; the source sees EventFeedback.
+//
+// When the upstream's link dies the node rejoins at once along its
+// current best route. When a better route has differed from the upstream
+// for ChannelSticky (5 s) the subtree moves, make-before-break: the new
+// upstream is subscribed while the old one still feeds, and takes over
+// when its stream continues or repeats the old one (so nothing is lost),
+// or after a second. Local subscribers and the subtree get EventMoved
+// (the media layer asks for a keyframe). When the source has had no route
+// for EndGrace (2 s), or leaves the directory, or unpublishes, the channel
+// ends everywhere below (EventChannelEnded).
+//
+// # Replicated maps
+//
+// Named maps of key → value; each entry belongs to the node that wrote
+// it, and two nodes' entries under the same key are distinct. Every node
+// keeps every map (they are meant for cluster metadata), per owner at a
+// version number. A change is flooded to the neighbours TriggerDelay
+// after it happens, and every GossipInterval (500 ms) each node sends
+// each neighbour a digest (owner, version, age); a neighbour that has
+// more than the digest shows pushes the owner's entries, so partitions
+// heal by anti-entropy. The age is how long ago the owner was last known
+// alive (each hop adds its own holding time and half the link RTT), so
+// every node knows roughly when an owner was last alive on its own clock:
+// an owner's entries vanish everywhere SoftStateTimeout (10 s) after it
+// dies, within one gossip period; a node that Closes deletes them at
+// once. Versions restart safely: a node that sees its own owner at a
+// higher version than it has jumps past it. Bounds: MaxOwners (4096)
+// owners, MaxEntries (256) entries per owner, MaxValueLen (1024) bytes
+// per value, 255 bytes per key and map name.
+//
+// # Wire format
+//
+// One type byte, then fixed big-endian fields, lists with a count first.
+// The decoders never allocate or read past their input; anything that
+// does not decode exactly is dropped and counted (Stats.Malformed).
+package sdn

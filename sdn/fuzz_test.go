@@ -1,0 +1,207 @@
+package sdn
+
+import (
+	"bytes"
+	"testing"
+	"time"
+)
+
+var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// roundTrip fuzzes one decoder: it never panics, and what it accepts
+// re-encodes to the same bytes (so nothing is silently misread).
+func roundTrip[M any](f *testing.F, seeds [][]byte, decode func(*M, []byte) bool, encode func(*M, []byte) []byte) {
+	for _, s := range seeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p []byte) {
+		var m M
+		if !decode(&m, p) {
+			return
+		}
+		if encode == nil {
+			return
+		}
+		if q := encode(&m, nil); !bytes.Equal(p, q) {
+			t.Fatalf("round trip:\n in %x\nout %x", p, q)
+		}
+	})
+}
+
+func FuzzHello(f *testing.F) {
+	m := hello{version: 1, node: 5}
+	roundTrip(f, [][]byte{m.append(nil)}, (*hello).decode, (*hello).append)
+}
+
+func FuzzHelloAck(f *testing.F) {
+	m := helloAck{node: 5}
+	roundTrip(f, [][]byte{m.append(nil)}, (*helloAck).decode, (*helloAck).append)
+}
+
+func FuzzAuth(f *testing.F) {
+	var m auth
+	roundTrip(f, [][]byte{m.append(nil)}, (*auth).decode, (*auth).append)
+}
+
+func FuzzPing(f *testing.F) {
+	m := ping{seq: 3, sent: 99}
+	p := ping{pong: true, seq: 3, sent: 99}
+	roundTrip(f, [][]byte{m.append(nil), p.append(nil)}, (*ping).decode, (*ping).append)
+}
+
+func FuzzRouteUpdate(f *testing.F) {
+	b := []byte{byte(mRoute), 0, 2}
+	b = appendRouteEnt(b, routeEnt{key: nodeKey(9), seqno: 1, metric: 100})
+	b = appendRouteEnt(b, routeEnt{key: zoneKey(2), seqno: 7, metric: infMetric})
+	roundTrip(f, [][]byte{b}, (*routeUpdate).decode, func(m *routeUpdate, b []byte) []byte {
+		b = append(b, byte(mRoute), byte(m.n>>8), byte(m.n))
+		for i := range m.n {
+			b = appendRouteEnt(b, m.ent(i))
+		}
+		return b
+	})
+}
+
+func FuzzSeqReq(f *testing.F) {
+	m := seqReq{key: zoneKey(3), seqno: 4, hops: 2}
+	roundTrip(f, [][]byte{m.append(nil)}, (*seqReq).decode, (*seqReq).append)
+}
+
+func FuzzChanMsg(f *testing.F) {
+	var seeds [][]byte
+	for _, m := range []chanMsg{
+		{t: mSub, ch: 1, source: 2, min: 3, max: 4},
+		{t: mSubAck, ch: 1, flag: true, path: []byte{0, 0, 0, 1, 0, 0, 0, 2}},
+		{t: mUnsub, ch: 1}, {t: mEnd, ch: 1}, {t: mMoved, ch: 1},
+		{t: mFeedback, ch: 1, flag: true, min: 5, max: 6},
+	} {
+		seeds = append(seeds, m.append(nil))
+	}
+	roundTrip(f, seeds, (*chanMsg).decode, (*chanMsg).append)
+}
+
+func FuzzData(f *testing.F) {
+	f.Add(append(appendDataHdr(nil, 1, 2), "payload"...))
+	f.Fuzz(func(t *testing.T, p []byte) {
+		ch, seq, payload, ok := decodeData(p)
+		if !ok {
+			return
+		}
+		if q := append(appendDataHdr(nil, ch, seq), payload...); !bytes.Equal(p, q) {
+			t.Fatalf("round trip %x %x", p, q)
+		}
+	})
+}
+
+func FuzzDigest(f *testing.F) {
+	b := []byte{byte(mDigest), 0, 1}
+	b = appendDigestEnt(b, digestEnt{owner: 3, version: 4, ageMs: 5})
+	roundTrip(f, [][]byte{b}, (*digest).decode, func(m *digest, b []byte) []byte {
+		b = append(b, byte(mDigest), byte(m.n>>8), byte(m.n))
+		for i := range m.n {
+			b = appendDigestEnt(b, m.ent(i))
+		}
+		return b
+	})
+}
+
+func FuzzOwner(f *testing.F) {
+	b := appendOwnerHdr(nil, digestEnt{owner: 3, version: 4, ageMs: 5}, 2)
+	b = appendOwnerEnt(b, "m", "k", []byte("v"))
+	b = appendOwnerEnt(b, "m", "k2", nil)
+	roundTrip(f, [][]byte{b}, (*ownerMsg).decode, func(m *ownerMsg, b []byte) []byte {
+		b = appendOwnerHdr(b, m.digestEnt, m.n)
+		it := ownerIter{r: reader{b: m.ents}}
+		for range m.n {
+			name, key, value := it.next()
+			b = appendOwnerEnt(b, string(name), string(key), value)
+		}
+		return b
+	})
+}
+
+// pair returns two Routers joined by an authenticated link 1.
+func pair(tb testing.TB) (a, b *Router) {
+	a, _ = New(Config{ID: 1, Secret: []byte("s")}, epoch)
+	b, _ = New(Config{ID: 2, Secret: []byte("s")}, epoch)
+	a.HandleLinkUp(epoch, 1, LinkInfo{Dialed: true, Peer: 2})
+	b.HandleLinkUp(epoch, 1, LinkInfo{})
+	for range 10 {
+		for t, ok := a.PollTransmit(); ok; t, ok = a.PollTransmit() {
+			b.HandleMessage(epoch, 1, bytes.Clone(t.Data))
+		}
+		for t, ok := b.PollTransmit(); ok; t, ok = b.PollTransmit() {
+			a.HandleMessage(epoch, 1, bytes.Clone(t.Data))
+		}
+	}
+	if a.nbrs[2] == nil || b.nbrs[1] == nil {
+		tb.Fatal("pair did not authenticate")
+	}
+	return a, b
+}
+
+// FuzzRouter feeds arbitrary messages to a Router on an authenticated and
+// on an unauthenticated link: it never panics, and every message that
+// does not decode is counted as malformed (or unauthenticated).
+func FuzzRouter(f *testing.F) {
+	f.Add([]byte{byte(mRoute), 0, 1, 0, 0, 0, 0, 9, 0, 1, 0, 0, 0, 1})
+	f.Add(append(appendDataHdr(nil, 1, 2), 1, 2, 3))
+	f.Add((&chanMsg{t: mSub, ch: 1, source: 1}).append(nil))
+	f.Add([]byte{byte(mOwner), 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 1, 'm', 1, 'k', 0, 1, 'v'})
+	f.Add([]byte{byte(mDigest), 0, 1, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 1})
+	f.Add([]byte{byte(mHello), 1, 0, 0, 0, 7})
+	f.Fuzz(func(t *testing.T, p []byte) {
+		_, b := pair(t)
+		before := b.Stats()
+		b.HandleMessage(epoch.Add(time.Millisecond), 1, p)
+		after := b.Stats()
+		if !decodes(p) && after.Malformed+after.Unauthenticated == before.Malformed+before.Unauthenticated {
+			t.Fatalf("undecodable %x not counted", p)
+		}
+		b.HandleTimeout(epoch.Add(time.Second))
+		for _, ok := b.PollTransmit(); ok; _, ok = b.PollTransmit() {
+		}
+		for _, ok := b.PollEvent(); ok; _, ok = b.PollEvent() {
+		}
+		// Unauthenticated link: only the handshake gets through.
+		b.HandleLinkUp(epoch, 2, LinkInfo{})
+		before = b.Stats()
+		b.HandleMessage(epoch, 2, p)
+		after = b.Stats()
+		if len(p) > 0 && msgType(p[0]) > mAuth && after == before {
+			t.Fatalf("message %x on an unauthenticated link not counted", p)
+		}
+	})
+}
+
+func decodes(p []byte) bool {
+	if len(p) == 0 {
+		return false
+	}
+	switch msgType(p[0]) {
+	case mPing, mPong:
+		var m ping
+		return m.decode(p)
+	case mRoute:
+		var m routeUpdate
+		return m.decode(p)
+	case mSeqReq:
+		var m seqReq
+		return m.decode(p)
+	case mData:
+		_, _, _, ok := decodeData(p)
+		return ok
+	case mSub, mSubAck, mUnsub, mEnd, mFeedback, mMoved:
+		var m chanMsg
+		return m.decode(p)
+	case mDigest:
+		var m digest
+		return m.decode(p)
+	case mOwner:
+		var m ownerMsg
+		return m.decode(p)
+	case mHello, mHelloAck, mAuth:
+		return true // counted as unauthenticated or ignored as repeats
+	}
+	return false
+}
