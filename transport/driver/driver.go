@@ -107,6 +107,10 @@ type peer struct {
 	sess   *webrtc.Session
 	ufrag  string
 	slots  []slot
+	// connected: DTLS is done and SRTP keys exist. A viewer's media
+	// sections are filled only then, so the keyframe each subscription
+	// starts on is not dropped for want of keys.
+	connected bool
 }
 
 // slot is a WHEP media section: fixed SSRC, filled with a room track.
@@ -464,8 +468,11 @@ func (d *Driver) Offer(ctx context.Context, req whip.Request) (whip.Answer, erro
 		OnRTP:  func(now time.Time, pkt []byte) { d.input(now, h, pkt, false) },
 		OnRTCP: func(now time.Time, pkt []byte) { d.input(now, h, pkt, true) },
 		OnStateChange: func(s webrtc.State) {
-			if s == webrtc.StateFailed {
+			switch s {
+			case webrtc.StateFailed:
 				d.markFailed(h)
+			case webrtc.StateConnected:
+				d.markConnected(h)
 			}
 		},
 	})
@@ -477,7 +484,6 @@ func (d *Driver) Offer(ctx context.Context, req whip.Request) (whip.Answer, erro
 	d.byID[p.id] = p
 	if req.Role == whip.Subscribe {
 		d.initSlots(p, neg)
-		d.fillSlotsLocked(now, p)
 	}
 	d.mux.Register(ufrag, sess)
 	d.stats.SessionsOpened++
@@ -500,6 +506,25 @@ func (d *Driver) markFailed(h core.Handle) {
 		case d.wake <- struct{}{}:
 		default:
 		}
+	}()
+}
+
+// markConnected fills a viewer's media sections once it can receive. Like
+// markFailed it leaves the state callback at once.
+func (d *Driver) markConnected(h core.Handle) {
+	go func() {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		p := d.peers[h]
+		if p == nil || p.connected {
+			return
+		}
+		p.connected = true
+		now := time.Now()
+		if p.role == whip.Subscribe {
+			d.fillSlotsLocked(now, p)
+		}
+		d.drainLocked(now)
 	}()
 }
 
@@ -624,6 +649,9 @@ func (d *Driver) candidates(p *peer, s *slot) []track.Info {
 // fillSlotsLocked gives every empty or orphaned slot a track, if the room
 // has one. It reports whether it changed anything.
 func (d *Driver) fillSlotsLocked(now time.Time, p *peer) bool {
+	if !p.connected {
+		return false
+	}
 	changed := false
 	for i := range p.slots {
 		s := &p.slots[i]
