@@ -19,14 +19,14 @@ async function negotiate(pc, url, token) {
   if (token) headers["Authorization"] = "Bearer " + token;
   const resp = await fetch(url, { method: "POST", headers, body: pc.localDescription.sdp });
   if (resp.status !== 201) throw new Error(url + ": " + resp.status + " " + (await resp.text()));
-  const location = new URL(resp.headers.get("Location"), url).toString();
+  const resource = new URL(resp.headers.get("Location"), new URL(url, window.location.href)).toString();
   await pc.setRemoteDescription({ type: "answer", sdp: await resp.text() });
-  return location;
+  return resource;
 }
 
-async function hangup(location, token) {
+async function hangup(resource, token) {
   const headers = token ? { "Authorization": "Bearer " + token } : {};
-  await fetch(location, { method: "DELETE", headers });
+  await fetch(resource, { method: "DELETE", headers });
 }
 
 function param(name, def) {
