@@ -102,6 +102,7 @@ type viewStats struct {
 	AudioEnergy   float64 `json:"audioEnergy"`
 	Width         float64 `json:"width"`
 	Height        float64 `json:"height"`
+	Codec         string  `json:"codec"`
 	State         string  `json:"state"`
 }
 
@@ -111,10 +112,10 @@ type viewStats struct {
 // VP8, with simulcast on, and with H264.
 func TestChromiumPublishAndView(t *testing.T) {
 	path := chromiumPath(t)
-	for _, c := range []struct{ name, query string }{
-		{"VP8", "codec=VP8"},
-		{"simulcast", "codec=VP8&simulcast=1"},
-		{"H264", "codec=H264"},
+	for _, c := range []struct{ name, query, codec string }{
+		{"VP8", "codec=VP8", "video/VP8"},
+		{"simulcast", "codec=VP8&simulcast=1", "video/VP8"},
+		{"H264", "codec=H264", "video/H264"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			srv, base := browserServer(t)
@@ -139,7 +140,10 @@ func TestChromiumPublishAndView(t *testing.T) {
 				}
 				time.Sleep(250 * time.Millisecond)
 			}
-			t.Logf("viewer decoded %v frames at %vx%v, audio energy %.4f", st.FramesDecoded, st.Width, st.Height, st.AudioEnergy)
+			t.Logf("viewer decoded %v %s frames at %vx%v, audio energy %.4f", st.FramesDecoded, st.Codec, st.Width, st.Height, st.AudioEnergy)
+			if st.Codec != c.codec {
+				t.Fatalf("viewer decoded %q, want %q", st.Codec, c.codec)
+			}
 			// Hang up both: DELETE frees everything.
 			for _, ctx := range []context.Context{view, pub} {
 				if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`stop().then(() => true)`, chromedp.EvalAwaitPromise)); err != nil {

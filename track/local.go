@@ -91,7 +91,11 @@ type LocalTrack struct {
 	needKey bool
 	started bool
 
-	target, current int
+	// want is the encoding asked for (SetTargetLayers); target the one
+	// aimed at now: the highest active encoding up to want, so a subscriber
+	// is never left waiting for a layer the publisher stopped sending
+	// (browsers drop simulcast layers when their bandwidth estimate falls).
+	want, target, current int
 	maxTemporal     int8 // -1: all
 	pendTemporal    int8 // a temporal up-switch waits for a sync point
 	clockRate       uint32
@@ -162,6 +166,7 @@ func NewLocalTrack(cfg LocalConfig) *LocalTrack {
 		fwd:            make([]fwdEntry, n),
 		reserve:        make([]resEntry, r),
 		target:         -1,
+		want:           1 << 10,
 	}
 }
 
@@ -212,10 +217,7 @@ func (l *LocalTrack) SetSource(now time.Time, src *RemoteTrack) {
 		return
 	}
 	l.clockRate = src.cfg.Info.Codec.ClockRate()
-	n := src.Encodings()
-	if l.target < 0 || l.target >= n {
-		l.target = n - 1
-	}
+	l.target = l.pick(now)
 	l.current = l.target
 	l.stats.Switches++
 	l.restart(now)
@@ -243,19 +245,12 @@ func (l *LocalTrack) SetPaused(now time.Time, paused bool) {
 // current one keeps flowing. A lower temporal layer applies at once, a
 // higher one at its next switching point.
 func (l *LocalTrack) SetTargetLayers(now time.Time, spatial int, temporal int8) {
-	if l.src != nil {
-		if spatial >= l.src.Encodings() {
-			spatial = l.src.Encodings() - 1
-		}
-	}
 	if spatial < 0 {
 		spatial = 0
 	}
-	if spatial != l.target {
-		l.target = spatial
-		if l.src != nil && !l.paused && l.target != l.current {
-			l.src.RequestKeyframe(now, l.target)
-		}
+	l.want = spatial
+	if l.src != nil {
+		l.retarget(now)
 	}
 	if temporal < 0 {
 		temporal = -1
@@ -267,6 +262,28 @@ func (l *LocalTrack) SetTargetLayers(now time.Time, spatial int, temporal int8) 
 		l.maxTemporal, l.pendTemporal = temporal, temporal
 	default:
 		l.pendTemporal = temporal
+	}
+}
+
+// pick returns the encoding to aim at: the highest one up to want that is
+// active, or want (clamped) when none is yet.
+func (l *LocalTrack) pick(now time.Time) int {
+	top := min(l.want, l.src.Encodings()-1)
+	for e := top; e >= 0; e-- {
+		if l.src.Active(e, now) {
+			return e
+		}
+	}
+	return top
+}
+
+// retarget re-picks the target and asks for a keyframe on a new one.
+func (l *LocalTrack) retarget(now time.Time) {
+	if t := l.pick(now); t != l.target {
+		l.target = t
+		if !l.paused && (t != l.current || l.needKey) {
+			l.src.RequestKeyframe(now, t)
+		}
 	}
 }
 
@@ -288,6 +305,9 @@ func (l *LocalTrack) Forward(now time.Time, p *Packet, out *Output) bool {
 	}
 	enc := int(p.Encoding)
 	if enc != l.current || l.needKey {
+		if l.src.Encodings() > 1 {
+			l.retarget(now)
+		}
 		if enc != l.target || !p.Meta.Keyframe {
 			l.stats.DroppedWaiting++
 			return false

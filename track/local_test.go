@@ -466,3 +466,52 @@ func TestHistoryWraps(t *testing.T) {
 		t.Fatal("extended sequence numbers did not unwrap")
 	}
 }
+
+// TestLocalFollowsActiveEncodings: a subscriber asking for the top
+// simulcast layer gets the highest one the publisher actually sends, moves
+// up when a higher one starts and down when it stops.
+func TestLocalFollowsActiveEncodings(t *testing.T) {
+	r := newRig(t, track.Encoding{RID: "q", SSRC: 1}, track.Encoding{RID: "h", SSRC: 2}, track.Encoding{RID: "f", SSRC: 3})
+	r.lt.SetSource(t0, r.rt) // wants the highest
+	now := t0
+	frame := 0
+	send := func(encs ...int) (from []int) {
+		now = now.Add(33 * time.Millisecond)
+		for _, enc := range encs {
+			v := vp8{ssrc: uint32(enc + 1), seq: uint16(1000*enc + frame), ts: uint32(3000 * frame), pid: uint16(frame),
+				key: frame%30 == 0, payload: byte(enc)}
+			for _, g := range r.in(now, enc, v) {
+				from = append(from, int(g.Payload[len(g.Payload)-1]))
+			}
+		}
+		frame++
+		return from
+	}
+	// Only the low layer flows (a browser with a low bandwidth estimate).
+	var got []int
+	for i := 0; i < 30; i++ {
+		got = append(got, send(0)...)
+	}
+	if len(got) < 29 || got[0] != 0 {
+		t.Fatalf("with only q flowing, forwarded %v", got)
+	}
+	// f starts: the track moves up at f's next keyframe.
+	got = nil
+	for i := 0; i < 40; i++ {
+		got = append(got, send(0, 2)...)
+	}
+	if got[len(got)-1] != 2 {
+		t.Fatalf("did not move up to f: %v", got)
+	}
+	// f stops: after the active window the track falls back to q.
+	got = nil
+	for i := 0; i < 90; i++ {
+		got = append(got, send(0)...)
+	}
+	if len(got) == 0 || got[len(got)-1] != 0 {
+		t.Fatalf("did not fall back to q: %v", got)
+	}
+	if s := r.lt.Stats(); s.Switches < 3 {
+		t.Fatalf("switches %d", s.Switches)
+	}
+}

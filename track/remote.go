@@ -196,6 +196,21 @@ func (t *RemoteTrack) Closed() bool { return t.closed }
 // BitrateBps is the measured bitrate of encoding i over the last second.
 func (t *RemoteTrack) BitrateBps(i int) uint64 { return t.encs[i].bitrateBps }
 
+// ActiveWindow is how recently an encoding must have delivered a packet to
+// count as active: a simulcast layer the publisher paused stops being
+// chosen after this long.
+const ActiveWindow = time.Second
+
+// Active reports whether encoding i delivered a packet within ActiveWindow
+// before now.
+func (t *RemoteTrack) Active(i int, now time.Time) bool {
+	if i < 0 || i >= len(t.encs) {
+		return false
+	}
+	e := &t.encs[i]
+	return e.started && now.Sub(e.lastArrival) < ActiveWindow
+}
+
 // LastKeyframe is when encoding i last delivered a keyframe.
 func (t *RemoteTrack) LastKeyframe(i int) time.Time { return t.encs[i].lastKeyAt }
 
