@@ -25,6 +25,7 @@ type subState struct {
 // subscriber receives again within 3 virtual seconds. After the source
 // dies, every subscriber is told the channel ended.
 func TestPubSubTree(t *testing.T) {
+	t.Parallel()
 	const ch = 0xC0FFEE
 	for _, seed := range testutil.Seeds(400, 3) {
 		s := newSimNet(t, seed)

@@ -12,6 +12,7 @@ import (
 // design allows (see routeQuality and the package doc), with no loop at
 // any step.
 func TestRoutingConverges(t *testing.T) {
+	t.Parallel()
 	for _, seed := range testutil.Seeds(100, 3) {
 		s := newSimNet(t, seed)
 		s.topology([]int{33, 33, 34}, 60, 3, true)
@@ -171,6 +172,7 @@ func (s *simNet) fail(fracNodes, fracLinks float64) (killed []*simNode, cut []*s
 // are cut, routes are again complete and within 10 % of the optimum within
 // 10 virtual seconds, with no routing loop at any step.
 func TestRoutingReconverges(t *testing.T) {
+	t.Parallel()
 	for _, seed := range testutil.Seeds(300, 3) {
 		s := newSimNet(t, seed)
 		s.topology([]int{33, 33, 34}, 60, 3, true)
