@@ -1,0 +1,37 @@
+// Package quic links sdn nodes over QUIC (quic-go) and runs an
+// sdn.Router on real sockets.
+//
+// # Links
+//
+// One QUIC connection per neighbour, on one UDP socket per node that both
+// listens and dials. Each connection carries one bidirectional stream,
+// opened by the dialer, for the Router's control messages (each framed by
+// a 4-byte big-endian length), and QUIC datagrams (RFC 9221) for pub/sub
+// data (Transmit.Datagram); a data message too large for a datagram goes
+// on the stream instead.
+//
+// TLS 1.3 uses a fresh self-signed certificate per node, not verified:
+// a node's identity is proved by the sdn handshake (HMAC over nonces with
+// the cluster secret), whose MACs cover a TLS exporter value of the
+// connection (LinkInfo.Binding), so the proof is bound to this TLS
+// session. After the handshake, integrity and confidentiality of every
+// message come from TLS. A node with another secret is refused by the
+// Router and its connection closed.
+//
+// Redialling with backoff is the Router's (EventDial); the driver only
+// reports failures (HandleDialFailed).
+//
+// # Threads
+//
+// The Router is not safe for concurrent use, so the Driver owns it behind
+// one mutex, as the media driver does its node. Reader goroutines (per
+// connection: its stream and its datagrams) take the mutex, feed the
+// Router with the arrival time and drain every output right there.
+// Outputs never block under the mutex: each connection has a control and
+// a datagram writer goroutine fed through bounded queues (a full queue
+// drops, which the Router's soft state tolerates). A timer goroutine
+// sleeps until PollTimeout, or until an input brings the deadline forward.
+// Application calls go through Do, under the same mutex; deliveries and
+// events reach Config.OnData and Config.OnEvent under the mutex too, so
+// those callbacks must not block or call back into the Driver.
+package quic

@@ -1,0 +1,547 @@
+package quic
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	crand "crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	quicgo "github.com/quic-go/quic-go"
+
+	"github.com/sansrtc/sfu/sdn"
+)
+
+const (
+	alpn         = "sansrtc-sdn/1"
+	exporterName = "EXPORTER-sansrtc-sdn"
+	queueLen     = 1024
+	maxFrame     = 1 << 20
+)
+
+// Config configures a Driver.
+type Config struct {
+	// Router configures the node (ID and Secret at least). Its Listen is
+	// set to the socket's address; its Seed, when zero, to a random one.
+	Router sdn.Config
+	// Listen is the UDP address to bind (default 127.0.0.1:0).
+	Listen netip.AddrPort
+	// OnEvent and OnData receive the Router's control events and local
+	// deliveries. They run with the Driver's mutex held: they must not
+	// block or call the Driver, and must copy Payload to keep it.
+	OnEvent func(sdn.Event)
+	OnData  func(sdn.Delivery)
+	// Logger receives link lifecycle logs (default: discard).
+	Logger *slog.Logger
+}
+
+// Stats are the driver's counters.
+type Stats struct {
+	Links        int
+	Dials        uint64
+	DialFailures uint64
+	Accepted     uint64
+	// QueueDrops counts messages dropped because a link's writer queue
+	// was full (a stalled peer).
+	QueueDrops uint64
+	// Oversized counts data messages sent on the stream because they did
+	// not fit a datagram.
+	Oversized uint64
+}
+
+// Driver runs an sdn.Router over QUIC links.
+type Driver struct {
+	cfg    Config
+	log    *slog.Logger
+	udp    *net.UDPConn
+	tr     *quicgo.Transport
+	ln     *quicgo.Listener
+	tlsSrv *tls.Config
+	tlsCli *tls.Config
+	qconf  *quicgo.Config
+
+	mu     sync.Mutex
+	r      *sdn.Router
+	links  map[sdn.LinkID]*qlink
+	next   sdn.LinkID
+	sleep  time.Time
+	stats  Stats
+	closed bool
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	wake chan struct{}
+	wg   sync.WaitGroup
+}
+
+type qlink struct {
+	id     sdn.LinkID
+	conn   *quicgo.Conn
+	stream *quicgo.Stream
+	ctl    chan []byte
+	dg     chan []byte
+	done   chan struct{}
+	once   sync.Once
+}
+
+func (l *qlink) stop() { l.once.Do(func() { close(l.done) }) }
+
+// New binds the socket and creates the Router. Call Run to serve.
+func New(cfg Config) (*Driver, error) {
+	if !cfg.Listen.IsValid() {
+		cfg.Listen = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), 0)
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Router.Seed == 0 {
+		var b [8]byte
+		_, _ = crand.Read(b[:])
+		cfg.Router.Seed = binary.LittleEndian.Uint64(b[:]) | 1
+	}
+	cert, err := selfSigned()
+	if err != nil {
+		return nil, err
+	}
+	udp, err := net.ListenUDP("udp", net.UDPAddrFromAddrPort(cfg.Listen))
+	if err != nil {
+		return nil, err
+	}
+	cfg.Router.Listen = udp.LocalAddr().(*net.UDPAddr).AddrPort()
+	r, err := sdn.New(cfg.Router, time.Now())
+	if err != nil {
+		udp.Close()
+		return nil, err
+	}
+	d := &Driver{
+		cfg:    cfg,
+		log:    cfg.Logger,
+		udp:    udp,
+		tr:     &quicgo.Transport{Conn: udp},
+		tlsSrv: &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{alpn}, MinVersion: tls.VersionTLS13},
+		// The peer's certificate is not verified: identity is the sdn
+		// handshake's, bound to this session by the exporter value.
+		tlsCli: &tls.Config{InsecureSkipVerify: true, NextProtos: []string{alpn}, MinVersion: tls.VersionTLS13, ServerName: "sdn"},
+		qconf: &quicgo.Config{
+			EnableDatagrams:      true,
+			HandshakeIdleTimeout: 3 * time.Second,
+			MaxIdleTimeout:       10 * time.Second,
+		},
+		r:     r,
+		links: make(map[sdn.LinkID]*qlink),
+		wake:  make(chan struct{}, 1),
+	}
+	d.ln, err = d.tr.Listen(d.tlsSrv, d.qconf)
+	if err != nil {
+		udp.Close()
+		return nil, err
+	}
+	d.ctx, d.cancel = context.WithCancel(context.Background())
+	return d, nil
+}
+
+// Addr is the node's printable address.
+func (d *Driver) Addr() sdn.Addr {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.r.Address()
+}
+
+// Stats returns the driver's counters.
+func (d *Driver) Stats() Stats {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	s := d.stats
+	s.Links = len(d.links)
+	return s
+}
+
+// Do runs fn on the Router under the Driver's mutex, with the current
+// time, and then drains the Router's outputs.
+func (d *Driver) Do(fn func(now time.Time, r *sdn.Router)) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed {
+		return
+	}
+	now := time.Now()
+	fn(now, d.r)
+	d.drainLocked(now)
+}
+
+// Run serves until ctx is done or Close is called.
+func (d *Driver) Run(ctx context.Context) error {
+	d.wg.Add(1)
+	go d.acceptLoop()
+	d.Do(func(time.Time, *sdn.Router) {})
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		now := time.Now()
+		d.mu.Lock()
+		next := now.Add(time.Second)
+		if at, ok := d.r.PollTimeout(); ok && at.Before(next) {
+			next = at
+		}
+		d.sleep = next
+		d.mu.Unlock()
+		timer.Reset(max(next.Sub(now), 0))
+		select {
+		case <-ctx.Done():
+			d.Close()
+			return nil
+		case <-d.ctx.Done():
+			return nil
+		case <-d.wake:
+		case <-timer.C:
+		}
+		d.mu.Lock()
+		if d.closed {
+			d.mu.Unlock()
+			return nil
+		}
+		now = time.Now()
+		d.r.HandleTimeout(now)
+		d.drainLocked(now)
+		d.mu.Unlock()
+	}
+}
+
+// Close leaves the overlay (the Router's Close, whose messages get a
+// moment to leave), closes every link and the socket, and waits for the
+// goroutines.
+func (d *Driver) Close() error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil
+	}
+	now := time.Now()
+	d.r.Close(now)
+	d.drainLocked(now)
+	d.mu.Unlock()
+	time.Sleep(50 * time.Millisecond)
+	d.mu.Lock()
+	d.closed = true
+	links := d.links
+	d.links = map[sdn.LinkID]*qlink{}
+	d.mu.Unlock()
+	d.cancel()
+	for _, l := range links {
+		l.stop()
+		_ = l.conn.CloseWithError(0, "closing")
+	}
+	_ = d.ln.Close()
+	err := d.tr.Close()
+	d.udp.Close()
+	d.wg.Wait()
+	return err
+}
+
+// Kill drops every link and the socket at once, without telling the
+// neighbours (they find out by silence): a crashed node, for tests.
+func (d *Driver) Kill() {
+	d.mu.Lock()
+	d.closed = true
+	d.mu.Unlock()
+	d.cancel()
+	_ = d.ln.Close()
+	d.udp.Close()
+	_ = d.tr.Close()
+	d.wg.Wait()
+}
+
+// drainLocked handles every output of the Router.
+func (d *Driver) drainLocked(now time.Time) {
+	for {
+		t, ok := d.r.PollTransmit()
+		if !ok {
+			break
+		}
+		l := d.links[t.Link]
+		if l == nil {
+			continue
+		}
+		q := l.ctl
+		if t.Datagram && len(t.Data) <= 1100 {
+			q = l.dg
+		} else if t.Datagram {
+			d.stats.Oversized++
+		}
+		select {
+		case q <- append([]byte(nil), t.Data...):
+		default:
+			d.stats.QueueDrops++
+		}
+	}
+	for {
+		dv, ok := d.r.PollData()
+		if !ok {
+			break
+		}
+		if d.cfg.OnData != nil {
+			d.cfg.OnData(dv)
+		}
+	}
+	for {
+		e, ok := d.r.PollEvent()
+		if !ok {
+			break
+		}
+		switch e := e.(type) {
+		case sdn.EventDial:
+			d.stats.Dials++
+			d.wg.Add(1)
+			go d.dial(e.Addr)
+		case sdn.EventClose:
+			if l := d.links[e.Link]; l != nil {
+				delete(d.links, e.Link)
+				d.log.Debug("sdn link closed", "link", e.Link)
+				// Let queued messages (a refusal, a goodbye) leave first.
+				go func() {
+					time.Sleep(100 * time.Millisecond)
+					l.stop()
+					_ = l.conn.CloseWithError(0, "closed by router")
+				}()
+			}
+		}
+		if d.cfg.OnEvent != nil {
+			d.cfg.OnEvent(e)
+		}
+	}
+	if at, ok := d.r.PollTimeout(); ok && at.Before(d.sleep) {
+		d.sleep = at
+		select {
+		case d.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (d *Driver) dial(a sdn.Addr) {
+	defer d.wg.Done()
+	ctx, cancel := context.WithTimeout(d.ctx, 5*time.Second)
+	defer cancel()
+	conn, err := d.tr.Dial(ctx, net.UDPAddrFromAddrPort(a.UDP), d.tlsCli, d.qconf)
+	var stream *quicgo.Stream
+	if err == nil {
+		stream, err = conn.OpenStreamSync(ctx)
+	}
+	if err != nil {
+		if conn != nil {
+			_ = conn.CloseWithError(0, "")
+		}
+		d.log.Debug("sdn dial failed", "addr", a, "err", err)
+		d.mu.Lock()
+		d.stats.DialFailures++
+		if !d.closed {
+			now := time.Now()
+			d.r.HandleDialFailed(now, a)
+			d.drainLocked(now)
+		}
+		d.mu.Unlock()
+		return
+	}
+	d.attach(conn, stream, sdn.LinkInfo{Dialed: true, Peer: a.Node})
+}
+
+func (d *Driver) acceptLoop() {
+	defer d.wg.Done()
+	for {
+		conn, err := d.ln.Accept(d.ctx)
+		if err != nil {
+			return
+		}
+		d.wg.Add(1)
+		go func() {
+			defer d.wg.Done()
+			ctx, cancel := context.WithTimeout(d.ctx, 5*time.Second)
+			defer cancel()
+			stream, err := conn.AcceptStream(ctx)
+			if err != nil {
+				_ = conn.CloseWithError(0, "no control stream")
+				return
+			}
+			d.mu.Lock()
+			d.stats.Accepted++
+			d.mu.Unlock()
+			d.attach(conn, stream, sdn.LinkInfo{})
+		}()
+	}
+}
+
+// attach registers a connection with the Router and starts its readers
+// and writers.
+func (d *Driver) attach(conn *quicgo.Conn, stream *quicgo.Stream, info sdn.LinkInfo) {
+	st := conn.ConnectionState().TLS
+	binding, err := st.ExportKeyingMaterial(exporterName, nil, 32)
+	if err != nil {
+		_ = conn.CloseWithError(0, "no exporter")
+		return
+	}
+	info.Binding = binding
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		_ = conn.CloseWithError(0, "closing")
+		return
+	}
+	d.next++
+	l := &qlink{id: d.next, conn: conn, stream: stream,
+		ctl: make(chan []byte, queueLen), dg: make(chan []byte, queueLen), done: make(chan struct{})}
+	d.links[l.id] = l
+	now := time.Now()
+	d.r.HandleLinkUp(now, l.id, info)
+	d.drainLocked(now)
+	d.mu.Unlock()
+	d.log.Debug("sdn link up", "link", l.id, "remote", conn.RemoteAddr(), "dialed", info.Dialed)
+	d.wg.Add(4)
+	go d.writeCtl(l)
+	go d.writeDatagrams(l)
+	go d.readStream(l)
+	go d.readDatagrams(l)
+}
+
+// down reports a link lost by the network or the peer.
+func (d *Driver) down(l *qlink) {
+	l.stop()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.links[l.id] != l || d.closed {
+		return
+	}
+	delete(d.links, l.id)
+	now := time.Now()
+	d.r.HandleLinkDown(now, l.id)
+	d.drainLocked(now)
+	_ = l.conn.CloseWithError(0, "")
+}
+
+func (d *Driver) writeCtl(l *qlink) {
+	defer d.wg.Done()
+	var hdr [4]byte
+	for {
+		select {
+		case <-l.done:
+			return
+		case <-d.ctx.Done():
+			return
+		case m := <-l.ctl:
+			binary.BigEndian.PutUint32(hdr[:], uint32(len(m)))
+			if _, err := l.stream.Write(append(hdr[:], m...)); err != nil {
+				d.down(l)
+				return
+			}
+		}
+	}
+}
+
+func (d *Driver) writeDatagrams(l *qlink) {
+	defer d.wg.Done()
+	for {
+		select {
+		case <-l.done:
+			return
+		case <-d.ctx.Done():
+			return
+		case m := <-l.dg:
+			if err := l.conn.SendDatagram(m); err != nil {
+				var tooBig *quicgo.DatagramTooLargeError
+				if errors.As(err, &tooBig) {
+					select {
+					case l.ctl <- m:
+					default:
+					}
+					continue
+				}
+				d.down(l)
+				return
+			}
+		}
+	}
+}
+
+func (d *Driver) readStream(l *qlink) {
+	defer d.wg.Done()
+	var hdr [4]byte
+	buf := make([]byte, 4096)
+	for {
+		if _, err := io.ReadFull(l.stream, hdr[:]); err != nil {
+			d.down(l)
+			return
+		}
+		n := binary.BigEndian.Uint32(hdr[:])
+		if n == 0 || n > maxFrame {
+			d.log.Debug("sdn bad frame", "link", l.id, "len", n)
+			d.down(l)
+			return
+		}
+		if int(n) > cap(buf) {
+			buf = make([]byte, n)
+		}
+		m := buf[:n]
+		if _, err := io.ReadFull(l.stream, m); err != nil {
+			d.down(l)
+			return
+		}
+		d.handle(l, m)
+	}
+}
+
+func (d *Driver) readDatagrams(l *qlink) {
+	defer d.wg.Done()
+	for {
+		m, err := l.conn.ReceiveDatagram(d.ctx)
+		if err != nil {
+			d.down(l)
+			return
+		}
+		d.handle(l, m)
+	}
+}
+
+func (d *Driver) handle(l *qlink, m []byte) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed || d.links[l.id] != l {
+		return
+	}
+	now := time.Now()
+	d.r.HandleMessage(now, l.id, m)
+	d.drainLocked(now)
+}
+
+// selfSigned makes the node's TLS certificate: a fresh ECDSA P-256 key,
+// self-signed, valid for a year.
+func selfSigned() (tls.Certificate, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), crand.Reader)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	serial, err := crand.Int(crand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(365 * 24 * time.Hour),
+		DNSNames:     []string{"sdn"},
+	}
+	der, err := x509.CreateCertificate(crand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, fmt.Errorf("quic: self-signed certificate: %w", err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
+}
