@@ -17,12 +17,15 @@
 //     and a Negotiated description (mids, kinds, directions, codecs, RTX,
 //     header-extension ids, remote SSRCs and rids, ICE credentials and
 //     fingerprint) that the caller turns into core publish/subscribe
-//     calls. Its errors wrap ErrMalformed (HTTP 400) or ErrUnsupported
+//     calls. A publisher's m-line is answered with one codec; a viewer's
+//     with every supported codec the offer has (Media.Codecs), so the
+//     server can forward whichever codec each publisher uses. Its errors wrap ErrMalformed (HTTP 400) or ErrUnsupported
 //     (HTTP 422).
 //   - ICELite is a pure, allocation-free machine: HandleSTUN(now, from,
 //     msg, out) authenticates a Binding request and writes the response
 //     into a caller buffer; Selected, Expired and PollTimeout expose the
-//     nominated path and consent freshness (30 s).
+//     nominated path and consent freshness (ConsentTimeout, 30 s, or
+//     SessionConfig.ConsentTimeout to drop vanished peers sooner).
 //   - Session does I/O only through what it is given: it implements
 //     udp.Handler, so the demux feeds it datagrams and a udp.Writer to answer
 //     on. The DTLS handshake (pion/dtls) runs on its own goroutine over an
@@ -34,6 +37,15 @@
 //     (borrowed for the call), and outgoing packets are encrypted into
 //     caller buffers (EncryptRTP/EncryptRTCP) or sent directly
 //     (WriteRTP/WriteRTCP).
+//
+// # ICE restart
+//
+// A WHIP/WHEP PATCH with an application/trickle-ice-sdpfrag body (RFC 9725
+// section 4.3) whose credentials differ from the session's restarts ICE:
+// ParseICEFragment reads it, Session.RestartICE swaps in fresh local
+// credentials and the peer's new ufrag while keeping DTLS, SRTP and the
+// current path, the new local ufrag is registered with the demux next to
+// the old one, and AnswerFragment is the response body.
 //
 // # Wiring
 //

@@ -63,6 +63,7 @@ type ICELite struct {
 	hdr                     [stunHeaderLen]byte
 
 	lastValid time.Time
+	consent   time.Duration
 	nominated netip.AddrPort
 	latest    netip.AddrPort
 	stats     ICEStats
@@ -77,6 +78,7 @@ func NewICELite(now time.Time, localUfrag, localPwd, remoteUfrag string) *ICELit
 		remoteUfrag: remoteUfrag,
 		mac:         hmac.New(sha1.New, []byte(localPwd)),
 		lastValid:   now,
+		consent:     ConsentTimeout,
 	}
 }
 
@@ -96,11 +98,11 @@ func (a *ICELite) Nominated() bool { return a.nominated.IsValid() }
 func (a *ICELite) Stats() ICEStats { return a.stats }
 
 // Expired reports whether consent has lapsed: no valid Binding request in
-// the last ConsentTimeout.
+// the last consent timeout (ConsentTimeout unless SetConsentTimeout).
 func (a *ICELite) Expired(now time.Time) bool { return !now.Before(a.PollTimeout()) }
 
 // PollTimeout returns when consent lapses unless a valid request comes.
-func (a *ICELite) PollTimeout() time.Time { return a.lastValid.Add(ConsentTimeout) }
+func (a *ICELite) PollTimeout() time.Time { return a.lastValid.Add(a.consent) }
 
 // HandleSTUN validates a Binding request from `from` and, if it is valid,
 // appends the success response to out[:0] and returns it with true (give
@@ -122,6 +124,29 @@ func (a *ICELite) HandleSTUN(now time.Time, from netip.AddrPort, msg, out []byte
 		a.nominated = from
 	}
 	return a.response(msg[8:stunHeaderLen], from, out[:0]), true
+}
+
+// SetConsentTimeout sets how long consent lasts without a valid Binding
+// request; d <= 0 restores ConsentTimeout. A server wants a short one to
+// notice a vanished peer quickly, but it must stay above the peer's
+// consent-check interval (browsers check every ~5 s, pion every 2 s).
+func (a *ICELite) SetConsentTimeout(d time.Duration) {
+	if d <= 0 {
+		d = ConsentTimeout
+	}
+	a.consent = d
+}
+
+// Restart replaces the ICE credentials for an ICE restart (RFC 8445
+// section 2.4): from now on only Binding requests with USERNAME
+// "localUfrag:remoteUfrag" signed with localPwd are valid, so the old
+// credentials are refused. The consent timer starts again at now. The
+// selected path is kept until the peer nominates one with the new
+// credentials, so media keeps flowing during the restart.
+func (a *ICELite) Restart(now time.Time, localUfrag, localPwd, remoteUfrag string) {
+	a.localUfrag, a.remoteUfrag = localUfrag, remoteUfrag
+	a.mac = hmac.New(sha1.New, []byte(localPwd))
+	a.lastValid = now
 }
 
 // check parses and authenticates a Binding request.

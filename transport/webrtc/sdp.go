@@ -113,7 +113,7 @@ type Config struct {
 	Rand *rand.Rand
 }
 
-// Codec is the codec chosen for an m-line.
+// Codec is a codec accepted for an m-line.
 type Codec struct {
 	// Name as in a=rtpmap, e.g. "VP8", "opus".
 	Name string
@@ -127,6 +127,9 @@ type Codec struct {
 	Fmtp string
 	// Feedback lists the accepted rtcp-fb values, e.g. "nack pli".
 	Feedback []string
+	// RTXPayloadType is the offer's RTX payload type with apt=PayloadType,
+	// or 0 when there is none (always 0 for audio).
+	RTXPayloadType uint8
 }
 
 // Extension is a negotiated RTP header extension.
@@ -154,8 +157,16 @@ type Media struct {
 	// Direction is ours, as written in the answer: RecvOnly for a
 	// publisher's media, SendOnly for a viewer's.
 	Direction Direction
-	Codec     Codec
-	// RTXPayloadType is the RTX payload type (apt = Codec.PayloadType), or 0.
+	// Codec is the preferred accepted codec: the one a publisher sends.
+	Codec Codec
+	// Codecs are all the accepted codecs, in Config.Codecs preference
+	// order; Codecs[0] is Codec. A RecvOnly (publisher) answer accepts
+	// exactly one; a SendOnly (viewer) answer accepts every codec of the
+	// offer that we support, one per name, so a viewer can be sent any
+	// publisher's codec with that codec's payload and RTX payload types.
+	Codecs []Codec
+	// RTXPayloadType is the RTX payload type (apt = Codec.PayloadType), or 0;
+	// the same as Codec.RTXPayloadType.
 	RTXPayloadType uint8
 	// Extensions are the accepted header extensions with the offer's ids.
 	Extensions []Extension
@@ -310,7 +321,7 @@ func Negotiate(offer string, cfg *Config) (*Negotiated, error) {
 			continue
 		}
 		m.LocalSSRC = nonZeroU32(r)
-		if m.RTXPayloadType != 0 {
+		if slices.ContainsFunc(m.Codecs, func(c Codec) bool { return c.RTXPayloadType != 0 }) {
 			m.LocalRTXSSRC = nonZeroU32(r)
 		}
 		m.LocalMSID = streamID + " " + string(m.Kind) + "-" + m.MID
@@ -370,36 +381,27 @@ func negotiateMedia(md *sdp.MediaDescription, m *Media, prefs []string) error {
 	}
 
 	codecs := parseCodecs(md)
-	best := -1
-	for _, name := range prefs {
-		best = pickCodec(codecs, name, m.Kind)
-		if best >= 0 {
-			break
-		}
-	}
-	if best < 0 {
-		return nil
-	}
-	c := codecs[best]
 	allowed := audioFeedback
 	if m.Kind == KindVideo {
 		allowed = videoFeedback
 	}
-	var fb []string
-	for _, f := range c.fb {
-		if slices.Contains(allowed, f) && !slices.Contains(fb, f) {
-			fb = append(fb, f)
+	for _, name := range prefs {
+		i := pickCodec(codecs, name, m.Kind)
+		if i < 0 || slices.ContainsFunc(m.Codecs, func(c Codec) bool { return strings.EqualFold(c.Name, name) }) {
+			continue
+		}
+		m.Codecs = append(m.Codecs, answerCodec(codecs, i, m.Kind, allowed))
+		// A publisher sends one codec, so its answer names one; a viewer
+		// may be sent whatever the room's publishers use.
+		if m.Direction != SendOnly {
+			break
 		}
 	}
-	m.Codec = Codec{Name: c.name, PayloadType: c.pt, ClockRate: c.clock, Channels: c.channels, Fmtp: c.fmtp, Feedback: fb}
-	if m.Kind == KindVideo {
-		for _, rc := range codecs {
-			if strings.EqualFold(rc.name, "rtx") && fmtpParam(rc.fmtp, "apt") == strconv.Itoa(int(c.pt)) {
-				m.RTXPayloadType = rc.pt
-				break
-			}
-		}
+	if len(m.Codecs) == 0 {
+		return nil
 	}
+	m.Codec = m.Codecs[0]
+	m.RTXPayloadType = m.Codec.RTXPayloadType
 	m.Rejected = false
 
 	exts := audioExts
@@ -431,6 +433,28 @@ func negotiateMedia(md *sdp.MediaDescription, m *Media, prefs []string) error {
 		m.RIDs = parseRIDs(md)
 	}
 	return nil
+}
+
+// answerCodec turns offered codec i into the answer's Codec, keeping the
+// allowed feedback and finding its RTX payload type (video only).
+func answerCodec(codecs []offerCodec, i int, kind Kind, allowed []string) Codec {
+	c := codecs[i]
+	var fb []string
+	for _, f := range c.fb {
+		if slices.Contains(allowed, f) && !slices.Contains(fb, f) {
+			fb = append(fb, f)
+		}
+	}
+	out := Codec{Name: c.name, PayloadType: c.pt, ClockRate: c.clock, Channels: c.channels, Fmtp: c.fmtp, Feedback: fb}
+	if kind == KindVideo {
+		for _, rc := range codecs {
+			if strings.EqualFold(rc.name, "rtx") && fmtpParam(rc.fmtp, "apt") == strconv.Itoa(int(c.pt)) {
+				out.RTXPayloadType = rc.pt
+				break
+			}
+		}
+	}
+	return out
 }
 
 func parseCodecs(md *sdp.MediaDescription) []offerCodec {
@@ -678,12 +702,14 @@ func writeAnswer(offer *sdp.SessionDescription, neg *Negotiated, cfg *Config, cn
 			line("a=inactive")
 			continue
 		}
-		pt := strconv.Itoa(int(m.Codec.PayloadType))
-		fmts := pt
-		if m.RTXPayloadType != 0 {
-			fmts += " " + strconv.Itoa(int(m.RTXPayloadType))
+		var fmts []string
+		for _, c := range m.Codecs {
+			fmts = append(fmts, strconv.Itoa(int(c.PayloadType)))
+			if c.RTXPayloadType != 0 {
+				fmts = append(fmts, strconv.Itoa(int(c.RTXPayloadType)))
+			}
 		}
-		line("m=", string(m.Kind), " 9 UDP/TLS/RTP/SAVPF ", fmts)
+		line("m=", string(m.Kind), " 9 UDP/TLS/RTP/SAVPF ", strings.Join(fmts, " "))
 		line("c=IN IP4 0.0.0.0")
 		line("a=rtcp:9 IN IP4 0.0.0.0")
 		line("a=ice-ufrag:", cfg.ICEUfrag)
@@ -702,21 +728,8 @@ func writeAnswer(offer *sdp.SessionDescription, neg *Negotiated, cfg *Config, cn
 		if _, ok := md.Attribute("rtcp-rsize"); ok {
 			line("a=rtcp-rsize")
 		}
-		rtpmap := m.Codec.Name + "/" + strconv.FormatUint(uint64(m.Codec.ClockRate), 10)
-		if m.Codec.Channels > 0 {
-			rtpmap += "/" + strconv.Itoa(int(m.Codec.Channels))
-		}
-		line("a=rtpmap:", pt, " ", rtpmap)
-		for _, f := range m.Codec.Feedback {
-			line("a=rtcp-fb:", pt, " ", f)
-		}
-		if m.Codec.Fmtp != "" {
-			line("a=fmtp:", pt, " ", m.Codec.Fmtp)
-		}
-		if m.RTXPayloadType != 0 {
-			rtx := strconv.Itoa(int(m.RTXPayloadType))
-			line("a=rtpmap:", rtx, " rtx/", strconv.FormatUint(uint64(m.Codec.ClockRate), 10))
-			line("a=fmtp:", rtx, " apt=", pt)
+		for _, c := range m.Codecs {
+			writeCodec(line, c)
 		}
 		for _, rid := range m.RIDs {
 			line("a=rid:", rid, " recv")
@@ -743,6 +756,27 @@ func writeAnswer(offer *sdp.SessionDescription, neg *Negotiated, cfg *Config, cn
 		line("a=end-of-candidates")
 	}
 	return b.String()
+}
+
+// writeCodec writes the rtpmap, rtcp-fb and fmtp lines of c and its RTX.
+func writeCodec(line func(...string), c Codec) {
+	pt := strconv.Itoa(int(c.PayloadType))
+	rtpmap := c.Name + "/" + strconv.FormatUint(uint64(c.ClockRate), 10)
+	if c.Channels > 0 {
+		rtpmap += "/" + strconv.Itoa(int(c.Channels))
+	}
+	line("a=rtpmap:", pt, " ", rtpmap)
+	for _, f := range c.Feedback {
+		line("a=rtcp-fb:", pt, " ", f)
+	}
+	if c.Fmtp != "" {
+		line("a=fmtp:", pt, " ", c.Fmtp)
+	}
+	if c.RTXPayloadType != 0 {
+		rtx := strconv.Itoa(int(c.RTXPayloadType))
+		line("a=rtpmap:", rtx, " rtx/", strconv.FormatUint(uint64(c.ClockRate), 10))
+		line("a=fmtp:", rtx, " apt=", pt)
+	}
 }
 
 // candidateLine formats a host candidate (without "candidate:"). Priority

@@ -54,8 +54,13 @@ func (s State) String() string {
 	return fmt.Sprintf("State(%d)", int32(s))
 }
 
-// ErrNotConnected is returned when sending before SRTP keys exist.
-var ErrNotConnected = errors.New("webrtc: session not connected")
+// Session errors.
+var (
+	// ErrNotConnected is returned when sending before SRTP keys exist.
+	ErrNotConnected = errors.New("webrtc: session not connected")
+	// ErrClosed is returned by RestartICE on a closed or failed session.
+	ErrClosed = errors.New("webrtc: session closed")
+)
 
 // SessionConfig configures one peer's transport session.
 type SessionConfig struct {
@@ -76,6 +81,12 @@ type SessionConfig struct {
 	// OnStateChange is called, from whichever goroutine caused it, when
 	// the state changes. It must not block.
 	OnStateChange func(State)
+	// ConsentTimeout is how long the session lives without a valid STUN
+	// Binding request before Expired reports true; default ConsentTimeout
+	// (30 s). A short one (2-3 s) closes vanished peers quickly but must
+	// exceed the peer's consent-check interval: pion checks every 2 s,
+	// browsers every ~5 s once connected.
+	ConsentTimeout time.Duration
 	// HandshakeTimeout bounds the DTLS handshake; default 30 s.
 	HandshakeTimeout time.Duration
 	// Logger defaults to discarding.
@@ -159,6 +170,7 @@ func NewSession(now time.Time, cfg SessionConfig) (*Session, error) {
 		ice:  NewICELite(now, cfg.LocalUfrag, cfg.LocalPwd, cfg.RemoteUfrag),
 		wbuf: make([]byte, 0, 1500),
 	}
+	s.ice.SetConsentTimeout(cfg.ConsentTimeout)
 	s.pc = newPacketConn(s)
 	return s, nil
 }
@@ -193,8 +205,8 @@ func (s *Session) Stats() SessionStats {
 	return st
 }
 
-// Expired reports whether ICE consent has lapsed (ConsentTimeout without a
-// valid Binding request). The driver checks it and then closes the session.
+// Expired reports whether ICE consent has lapsed (SessionConfig's
+// ConsentTimeout without a valid Binding request). The driver checks it and then closes the session.
 func (s *Session) Expired(now time.Time) bool {
 	s.rmu.Lock()
 	defer s.rmu.Unlock()
@@ -302,6 +314,28 @@ func (s *Session) handleSRTP(now time.Time, b []byte) {
 	} else if s.cfg.OnRTP != nil {
 		s.cfg.OnRTP(now, out)
 	}
+}
+
+// RestartICE replaces the session's ICE credentials for an ICE restart
+// (RFC 8445 section 2.4; WHIP/WHEP PATCH, RFC 9725 section 4.3): from now
+// on only Binding requests for localUfrag/remoteUfrag signed with localPwd
+// are answered, and the consent timer starts again at now. DTLS and SRTP
+// are kept, since an ICE restart does not renegotiate them, and so is the
+// selected path until the peer nominates a new one, so media flows
+// throughout. The caller registers localUfrag with the demux alongside the
+// old ufrag (addresses bound under the old one keep reaching this session)
+// and unregisters both when the session ends.
+func (s *Session) RestartICE(now time.Time, localUfrag, localPwd, remoteUfrag string) error {
+	if localUfrag == "" || localPwd == "" {
+		return errors.New("webrtc: RestartICE needs local ICE credentials")
+	}
+	if st := s.State(); st == StateClosed || st == StateFailed {
+		return ErrClosed
+	}
+	s.rmu.Lock()
+	s.ice.Restart(now, localUfrag, localPwd, remoteUfrag)
+	s.rmu.Unlock()
+	return nil
 }
 
 // EncryptRTP encrypts a marshalled RTP packet into dst (reused when its
