@@ -170,8 +170,8 @@ func publish(t *testing.T, srv *testServer, api *pion.API, room string, tracks .
 		senders = append(senders, tx.Sender())
 	}
 	p.location = signal(t, pc, srv.url+"/whip/"+room)
+	var mu sync.Mutex // the sources may share one seeded Rand
 	for i, tr := range tracks {
-		var mu sync.Mutex
 		src, local, sender := tr.src, locals[i], senders[i]
 		p.wg.Add(2)
 		go func() { // keyframe requests from the SFU

@@ -266,7 +266,7 @@ func (d *Driver) expireLocked(now time.Time) {
 	for _, p := range d.failed {
 		if d.peers[p.h] == p {
 			d.stats.SessionsExpired++
-			d.closePeerLocked(now, p, "dtls failed")
+			d.closePeerLocked(now, p, "dtls failed or closed by the peer")
 		}
 	}
 	d.failed = d.failed[:0]
@@ -469,7 +469,7 @@ func (d *Driver) Offer(ctx context.Context, req whip.Request) (whip.Answer, erro
 		OnRTCP: func(now time.Time, pkt []byte) { d.input(now, h, pkt, true) },
 		OnStateChange: func(s webrtc.State) {
 			switch s {
-			case webrtc.StateFailed:
+			case webrtc.StateFailed, webrtc.StateClosed: // handshake failed, or the peer hung up (close_notify)
 				d.markFailed(h)
 			case webrtc.StateConnected:
 				d.markConnected(h)
@@ -493,8 +493,9 @@ func (d *Driver) Offer(ctx context.Context, req whip.Request) (whip.Answer, erro
 	return whip.Answer{SDP: neg.Answer, ID: p.id}, nil
 }
 
-// markFailed queues a session whose DTLS failed for the timer goroutine
-// (the state callback may run under the session's own locks).
+// markFailed queues a session whose DTLS failed or was closed by the peer
+// for the timer goroutine (the state callback may run under the session's
+// own locks).
 func (d *Driver) markFailed(h core.Handle) {
 	go func() {
 		d.mu.Lock()
