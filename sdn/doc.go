@@ -121,16 +121,26 @@
 //
 // # Pub/sub
 //
-// A channel (uint64) has one source. Publish writes the channel into a
-// reserved replicated map (the channel directory; owner = source), so
-// every node learns the source from its local copy with no lookup round
-// trip. This departs from atm0s's home node (a node chosen by hashing the
-// channel over the live nodes): the cluster layer keeps all track
-// metadata in replicated maps anyway, so the directory costs one small
-// entry per channel, and no home has to move when membership changes.
-// The subscription itself is never flooded: a subscriber's node sends a
-// Sub to its next hop toward the source, which reuses its relay state if
-// it has one or subscribes in turn, so a channel is a tree and each node
+// A channel (uint64) has one source. Nobody floods to find it: the
+// source announces the channel to the channel's home node, and a
+// subscriber's node looks the source up there, as in atm0s. The home is
+// chosen by rendezvous (highest-random-weight) hashing in two levels, so
+// that it needs no table beyond the zone-scaled routing table: first the
+// zone with the highest hash of (channel, zone) among the reachable zones
+// (every node knows them all), then, inside that zone, the node with the
+// highest hash of (channel, node) among the zone's reachable nodes (which
+// that zone's nodes know). Announcements and lookups are routed messages:
+// they follow the zone route until they enter the home zone, then the
+// node route to the home. The source repeats its announcement every 4
+// SubRefresh periods (2 s) and the home forgets it after three missed
+// ones, so when membership changes and the home moves, the new home
+// learns the source within one period; an unanswered lookup is retried
+// every SubRefresh. When two nodes publish one channel, the home keeps
+// the lower id.
+//
+// The subscription is then hop by hop: the subscriber's node sends a Sub
+// to its next hop toward the source, which reuses its relay state if it
+// has one or subscribes in turn, so a channel is a tree and each node
 // receives each packet once. An upstream acknowledges with the relay path
 // from the source; a path containing the node itself is a loop and is not
 // activated. Subscriptions are soft state, refreshed every SubRefresh
@@ -152,8 +162,9 @@
 // when its stream continues or repeats the old one (so nothing is lost),
 // or after a second. Local subscribers and the subtree get EventMoved
 // (the media layer asks for a keyframe). When the source has had no route
-// for EndGrace (2 s), or leaves the directory, or unpublishes, the channel
-// ends everywhere below (EventChannelEnded).
+// for EndGrace (2 s) at some relay (inside the source's zone, where
+// routes name nodes), or unpublishes, the channel ends everywhere below
+// (EventChannelEnded).
 //
 // # Replicated maps
 //

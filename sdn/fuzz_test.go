@@ -80,6 +80,12 @@ func FuzzChanMsg(f *testing.F) {
 	roundTrip(f, seeds, (*chanMsg).decode, (*chanMsg).append)
 }
 
+func FuzzRdv(f *testing.F) {
+	a := rdv{src: 1, ttl: 3, kind: rdvAnnounce, ch: 9, source: 1}
+	l := rdv{dst: 0, src: 2, ttl: 3, kind: rdvLookup, ch: 9}
+	roundTrip(f, [][]byte{a.append(nil), l.append(nil)}, (*rdv).decode, (*rdv).append)
+}
+
 func FuzzData(f *testing.F) {
 	f.Add(append(appendDataHdr(nil, 1, 2), "payload"...))
 	f.Fuzz(func(t *testing.T, p []byte) {
@@ -150,6 +156,7 @@ func FuzzRouter(f *testing.F) {
 	f.Add([]byte{byte(mOwner), 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 1, 'm', 1, 'k', 0, 1, 'v'})
 	f.Add([]byte{byte(mDigest), 0, 1, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 1})
 	f.Add([]byte{byte(mHello), 1, 0, 0, 0, 7})
+	f.Add((&rdv{src: 1, ttl: 3, kind: rdvLookup, ch: 9}).append(nil))
 	f.Fuzz(func(t *testing.T, p []byte) {
 		_, b := pair(t)
 		before := b.Stats()
@@ -196,6 +203,9 @@ func decodes(p []byte) bool {
 		return m.decode(p)
 	case mDigest:
 		var m digest
+		return m.decode(p)
+	case mRdv:
+		var m rdv
 		return m.decode(p)
 	case mOwner:
 		var m ownerMsg

@@ -2,8 +2,7 @@ package sdn
 
 import (
 	"bytes"
-	"encoding/binary"
-	"errors"
+		"errors"
 	"slices"
 	"strings"
 	"time"
@@ -16,10 +15,6 @@ var (
 	ErrValueTooBig = errors.New("sdn: map value longer than Config.MaxValueLen")
 	ErrReserved    = errors.New("sdn: map names starting with a zero byte are reserved")
 )
-
-// dirMap is the reserved map of channel sources: key the channel id (8
-// bytes big-endian), owner the source.
-const dirMap = "\x00ch"
 
 type kvEnt struct {
 	name, key string
@@ -50,7 +45,6 @@ type kvstore struct {
 	list       []*owner // sorted by id
 	me         *owner
 	subs       map[string]bool
-	dir        map[uint64][]NodeID
 	nextGossip time.Time
 	flushAt    time.Time
 	gen        uint64
@@ -60,7 +54,6 @@ func (kv *kvstore) init(r *Router, now time.Time) {
 	kv.r = r
 	kv.owners = make(map[NodeID]*owner)
 	kv.subs = make(map[string]bool)
-	kv.dir = make(map[uint64][]NodeID)
 	kv.me = &owner{id: r.id, alive: now}
 	kv.owners[r.id] = kv.me
 	kv.list = []*owner{kv.me}
@@ -197,7 +190,7 @@ func (kv *kvstore) markDirty(o *owner, from NodeID) {
 }
 
 // diff emits the events of an owner's entries going from old to new (both
-// sorted) and keeps the channel directory index.
+// sorted).
 func (kv *kvstore) diff(o *owner, old, new []kvEnt) {
 	r := kv.r
 	i, j := 0, 0
@@ -214,63 +207,24 @@ func (kv *kvstore) diff(o *owner, old, new []kvEnt) {
 		switch {
 		case c < 0:
 			e := old[i]
-			if e.name == dirMap {
-				kv.dirDel(e.key, o.id)
-			} else if kv.subs[e.name] {
+			if kv.subs[e.name] {
 				r.events(EventMapDelete{Map: e.name, Owner: o.id, Key: e.key})
 			}
 			i++
 		case c > 0:
 			e := new[j]
-			if e.name == dirMap {
-				kv.dirAdd(e.key, o.id)
-			} else if kv.subs[e.name] {
+			if kv.subs[e.name] {
 				r.events(EventMapSet{Map: e.name, Owner: o.id, Key: e.key, Value: e.value})
 			}
 			j++
 		default:
-			if !bytes.Equal(old[i].value, new[j].value) && new[j].name != dirMap && kv.subs[new[j].name] {
+			if !bytes.Equal(old[i].value, new[j].value) && kv.subs[new[j].name] {
 				r.events(EventMapSet{Map: new[j].name, Owner: o.id, Key: new[j].key, Value: new[j].value})
 			}
 			i++
 			j++
 		}
 	}
-}
-
-func (kv *kvstore) dirAdd(key string, id NodeID) {
-	if len(key) != 8 {
-		return
-	}
-	ch := binary.BigEndian.Uint64([]byte(key))
-	s := kv.dir[ch]
-	if i, found := slices.BinarySearch(s, id); !found {
-		kv.dir[ch] = slices.Insert(s, i, id)
-	}
-}
-
-func (kv *kvstore) dirDel(key string, id NodeID) {
-	if len(key) != 8 {
-		return
-	}
-	ch := binary.BigEndian.Uint64([]byte(key))
-	s := kv.dir[ch]
-	if i, found := slices.BinarySearch(s, id); found {
-		s = slices.Delete(s, i, i+1)
-		if len(s) == 0 {
-			delete(kv.dir, ch)
-		} else {
-			kv.dir[ch] = s
-		}
-	}
-}
-
-// source is the publisher of ch according to the directory (lowest id).
-func (kv *kvstore) source(ch uint64) NodeID {
-	if s := kv.dir[ch]; len(s) > 0 {
-		return s[0]
-	}
-	return 0
 }
 
 func (kv *kvstore) timeout(now time.Time) {

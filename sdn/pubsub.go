@@ -27,7 +27,6 @@ type channel struct {
 	source     NodeID
 	publishing bool
 	local      bool
-	dirSeen    bool
 
 	up         NodeID // upstream neighbour; 0 none
 	upActive   bool   // up acknowledged a path from the source
@@ -64,11 +63,24 @@ type pubsub struct {
 	chans    map[uint64]*channel
 	list     []*channel // sorted by id
 	nextTick time.Time
+	ticks    uint64
+	homes    map[uint64]homeEntry // channels this node is the home of
 }
+
+// homeEntry is a source announced to this node as the channel's home.
+type homeEntry struct {
+	source  NodeID
+	expires time.Time
+}
+
+// announceEvery is how many SubRefresh ticks pass between a source's
+// announcements; an announcement lives three times as long.
+const announceEvery = 4
 
 func (ps *pubsub) init(r *Router, now time.Time) {
 	ps.r = r
 	ps.chans = make(map[uint64]*channel)
+	ps.homes = make(map[uint64]homeEntry)
 	ps.nextTick = now.Add(r.cfg.SubRefresh)
 }
 
@@ -96,25 +108,123 @@ func (ps *pubsub) remove(c *channel) {
 	}
 }
 
-func chanKey(ch uint64) string {
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], ch)
-	return string(b[:])
+const rdvTTL = 64
+
+// route delivers or forwards a rendezvous message: toward its dst node,
+// or toward the home of its channel. The home is chosen by rendezvous
+// hashing in two levels: the zone with the highest hash of (channel,
+// zone) among the zones this node can reach (every node knows them
+// all), then, inside that zone, the node with the highest hash of
+// (channel, node) among the zone's reachable nodes (known to that zone's
+// nodes). A message for the home follows the zone route until it enters
+// the home zone, then the node route to the home.
+func (ps *pubsub) route(m rdv) {
+	r := ps.r
+	to := m.dst
+	if to == 0 {
+		if z := ps.homeZone(m.ch); z != r.zone {
+			d := r.rt.dests[zoneKey(z)]
+			if d != nil && d.next != 0 {
+				ps.forward(d.next, m)
+			}
+			return
+		}
+		to = ps.homeNode(m.ch)
+	}
+	if to == r.id {
+		ps.deliverRdv(m)
+		return
+	}
+	if next, ok := r.Route(to); ok {
+		ps.forward(next, m)
+	}
 }
 
-// Publish makes this node the source of channel ch: it is announced in
-// the overlay's channel directory (a replicated map), and subscribers'
-// nodes build the tree toward it. One source per channel: when two nodes
-// publish the same id, subscribers join the lower node id.
+func (ps *pubsub) forward(next NodeID, m rdv) {
+	if m.ttl == 0 {
+		return
+	}
+	m.ttl--
+	if l := ps.r.nbrs[next]; l != nil {
+		ps.r.sendCtl(l, m.append(ps.r.out))
+	}
+}
+
+func hrw(ch uint64, x uint64) uint64 {
+	z := ch ^ x*0x9e3779b97f4a7c15
+	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+	z = (z ^ z>>27) * 0x94d049bb133111eb
+	return z ^ z>>31
+}
+
+func (ps *pubsub) homeZone(ch uint64) ZoneID {
+	r := ps.r
+	best, bestH := r.zone, hrw(ch, uint64(r.zone)|1<<40)
+	for _, d := range r.rt.list {
+		if d.key.isZone() && d.next != 0 {
+			if h := hrw(ch, uint64(ZoneID(d.key))|1<<40); h > bestH {
+				best, bestH = ZoneID(d.key), h
+			}
+		}
+	}
+	return best
+}
+
+func (ps *pubsub) homeNode(ch uint64) NodeID {
+	r := ps.r
+	best, bestH := r.id, hrw(ch, uint64(r.id))
+	for _, d := range r.rt.list {
+		if !d.key.isZone() && d.next != 0 {
+			if h := hrw(ch, uint64(d.key)); h > bestH {
+				best, bestH = NodeID(d.key), h
+			}
+		}
+	}
+	return best
+}
+
+// deliverRdv handles a rendezvous message addressed to this node.
+func (ps *pubsub) deliverRdv(m rdv) {
+	r := ps.r
+	life := announceEvery * 3 * r.cfg.SubRefresh
+	switch m.kind {
+	case rdvAnnounce:
+		h, ok := ps.homes[m.ch]
+		if ok && h.source != m.source && h.source < m.source && r.now.Before(h.expires) {
+			return
+		}
+		if !ok && len(ps.homes) >= r.cfg.MaxChannels {
+			r.stats.LimitDrops++
+			return
+		}
+		ps.homes[m.ch] = homeEntry{source: m.source, expires: r.now.Add(life)}
+	case rdvUnannounce:
+		if h, ok := ps.homes[m.ch]; ok && h.source == m.source {
+			delete(ps.homes, m.ch)
+		}
+	case rdvLookup:
+		if h, ok := ps.homes[m.ch]; ok {
+			ps.route(rdv{dst: m.src, src: r.id, ttl: rdvTTL, kind: rdvReply, ch: m.ch, source: h.source})
+		}
+	case rdvReply:
+		if c := ps.chans[m.ch]; c != nil && c.source == 0 && !c.publishing {
+			c.source = m.source
+			ps.tick(c)
+		}
+	}
+}
+
+// Publish makes this node the source of channel ch: it is announced to
+// the channel's home node, where subscribers' nodes look it up, and they
+// build the tree toward it. One source per channel: when two nodes
+// publish the same id, the home keeps the lower node id.
 func (r *Router) Publish(now time.Time, ch uint64) error {
 	r.begin(now)
 	c := r.ps.get(ch)
 	if c == nil {
 		return ErrTooMany
 	}
-	if err := r.kv.set(dirMap, chanKey(ch), nil); err != nil {
-		return err
-	}
+	r.ps.route(rdv{src: r.id, ttl: rdvTTL, kind: rdvAnnounce, ch: ch, source: r.id})
 	if c.up != 0 {
 		r.ps.sendCtl(c.up, chanMsg{t: mUnsub, ch: ch})
 		c.up = 0
@@ -422,7 +532,7 @@ func (ps *pubsub) end(c *channel) {
 		r.events(EventChannelEnded{Channel: c.id})
 	}
 	if c.publishing {
-		r.kv.del(dirMap, chanKey(c.id))
+		ps.route(rdv{src: r.id, ttl: rdvTTL, kind: rdvUnannounce, ch: c.id, source: r.id})
 	}
 	ps.remove(c)
 }
@@ -469,6 +579,12 @@ func (ps *pubsub) timeout(now time.Time) {
 		return
 	}
 	ps.nextTick = now.Add(ps.r.cfg.SubRefresh)
+	ps.ticks++
+	for ch, h := range ps.homes {
+		if !now.Before(h.expires) {
+			delete(ps.homes, ch) // no output depends on this order
+		}
+	}
 	for i := 0; i < len(ps.list); i++ {
 		c := ps.list[i]
 		ps.tick(c)
@@ -489,6 +605,9 @@ func (ps *pubsub) tick(c *channel) {
 		ps.keyframe(c)
 	}
 	if c.publishing {
+		if ps.ticks%announceEvery == 0 {
+			ps.route(rdv{src: r.id, ttl: rdvTTL, kind: rdvAnnounce, ch: c.id, source: r.id})
+		}
 		if mn, mx := ps.aggregate(c); mn != c.fbMin || mx != c.fbMax {
 			c.fbMin, c.fbMax = mn, mx
 			r.events(EventFeedback{Channel: c.id, BitrateMin: mn, BitrateMax: mx})
@@ -502,13 +621,8 @@ func (ps *pubsub) tick(c *channel) {
 		ps.remove(c)
 		return
 	}
-	if src := r.kv.source(c.id); src != 0 {
-		c.source, c.dirSeen = src, true
-	} else if c.dirSeen {
-		ps.end(c)
-		return
-	}
 	if c.source == 0 {
+		ps.route(rdv{src: r.id, ttl: rdvTTL, kind: rdvLookup, ch: c.id})
 		return
 	}
 	nh, ok := r.Route(c.source)

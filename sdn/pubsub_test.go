@@ -2,6 +2,7 @@ package sdn_test
 
 import (
 	"encoding/binary"
+	"slices"
 	"testing"
 	"time"
 
@@ -192,5 +193,85 @@ func TestPubSubTree(t *testing.T) {
 			}
 		}
 		sending = false
+	}
+}
+
+// TestRendezvous: subscribers that join before the source publishes find
+// it once it does; when the channel's home node dies, a new home takes
+// over from the source's next announcement and new subscribers still
+// find the source.
+func TestRendezvous(t *testing.T) {
+	for _, seed := range testutil.Seeds(600, 3) {
+		s := newSimNet(t, seed)
+		s.topology([]int{20, 20}, 60, 3, false)
+		active := map[*simNode]map[uint64]bool{}
+		s.onEvent = func(n *simNode, e sdn.Event) {
+			if e, ok := e.(sdn.EventSubscribed); ok {
+				if active[n] == nil {
+					active[n] = map[uint64]bool{}
+				}
+				active[n][e.Channel] = true
+			}
+		}
+		s.startAll()
+		s.sim.RunFor(5 * time.Second)
+		perm := s.sim.Rand.Perm(len(s.nodes))
+		src := s.nodes[perm[0]]
+		early, late := perm[1:6], perm[6:11]
+		chans := []uint64{11, 12, 13, 14, 15, 16}
+		for _, i := range early {
+			for _, ch := range chans {
+				s.nodes[i].r.Subscribe(s.sim.Now(), ch)
+			}
+			s.nodes[i].drain()
+		}
+		s.sim.RunFor(time.Second)
+		for _, ch := range chans {
+			src.r.Publish(s.sim.Now(), ch)
+		}
+		src.drain()
+		s.sim.RunFor(3 * time.Second)
+		for _, i := range early {
+			for _, ch := range chans {
+				if !active[s.nodes[i]][ch] {
+					t.Fatalf("seed %d: early subscriber %d not active on %d", seed, s.nodes[i].id, ch)
+				}
+			}
+		}
+		// Kill the home of a channel (not the source, not a subscriber).
+		var home *simNode
+		var ch uint64
+		for _, c := range chans {
+			for _, n := range s.nodes {
+				if sdn.IsHome(n.r, c) && n != src && !slices.Contains(perm[1:11], n.idx) && s.connectedWithout(n) {
+					home, ch = n, c
+				}
+			}
+		}
+		if home == nil {
+			t.Logf("seed %d: no killable home", seed)
+			continue
+		}
+		s.kill(home)
+		s.sim.RunFor(500 * time.Millisecond)
+		for _, i := range late {
+			s.nodes[i].r.Subscribe(s.sim.Now(), ch)
+			s.nodes[i].drain()
+		}
+		s.sim.RunFor(6 * time.Second)
+		for _, i := range late {
+			if !active[s.nodes[i]][ch] {
+				t.Fatalf("seed %d: late subscriber %d not active after home %d died", seed, s.nodes[i].id, home.id)
+			}
+		}
+		homes := 0
+		for _, n := range s.nodes {
+			if n.alive && sdn.IsHome(n.r, ch) {
+				homes++
+			}
+		}
+		if homes != 1 {
+			t.Fatalf("seed %d: %d live homes for channel %d", seed, homes, ch)
+		}
 	}
 }

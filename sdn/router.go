@@ -282,6 +282,13 @@ func (r *Router) HandleMessage(now time.Time, id LinkID, data []byte) {
 			return
 		}
 		r.ps.handleCtl(l, &m)
+	case mRdv:
+		var m rdv
+		if !m.decode(data) {
+			r.stats.Malformed++
+			return
+		}
+		r.ps.route(m)
 	case mDigest:
 		var m digest
 		if !m.decode(data) {

@@ -27,7 +27,8 @@ const (
 	mDigest   msgType = 14 // n u16, n × (owner u32, version u64, age ms u32)
 	mOwner    msgType = 15 // owner u32, version u64, age ms u32, n u16, n × (map u8+bytes, key u8+bytes, value u16+bytes)
 	mMoved    msgType = 16 // ch u64
-	mMax      msgType = 17
+	mRdv      msgType = 17 // dst u32, src u32, ttl u8, kind u8, ch u64, source u32
+	mMax      msgType = 18
 )
 
 const (
@@ -437,4 +438,45 @@ func (it *ownerIter) next() (name, key, value []byte) {
 	key = it.r.take(int(it.r.u8()))
 	value = it.r.take(int(it.r.u16()))
 	return
+}
+
+// Rendezvous kinds: a source announces its channel to the channel's home
+// node, a subscriber's node looks the source up there.
+const (
+	rdvAnnounce   uint8 = 1
+	rdvUnannounce uint8 = 2
+	rdvLookup     uint8 = 3
+	rdvReply      uint8 = 4
+)
+
+// rdv is a routed rendezvous message. dst zero means "the home of ch".
+type rdv struct {
+	dst, src NodeID
+	ttl      uint8
+	kind     uint8
+	ch       uint64
+	source   NodeID
+}
+
+func (m *rdv) append(b []byte) []byte {
+	b = put8(b, uint8(mRdv))
+	b = put32(b, uint32(m.dst))
+	b = put32(b, uint32(m.src))
+	b = put8(b, m.ttl)
+	b = put8(b, m.kind)
+	b = put64(b, m.ch)
+	return put32(b, uint32(m.source))
+}
+
+func (m *rdv) decode(p []byte) bool {
+	r := reader{b: p}
+	ok := msgType(r.u8()) == mRdv
+	m.dst = NodeID(r.u32())
+	m.src = NodeID(r.u32())
+	m.ttl = r.u8()
+	m.kind = r.u8()
+	m.ch = r.u64()
+	m.source = NodeID(r.u32())
+	return ok && r.done() && m.src != 0 && m.kind >= rdvAnnounce && m.kind <= rdvReply &&
+		(m.kind == rdvLookup || m.source != 0)
 }
