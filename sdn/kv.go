@@ -2,7 +2,7 @@ package sdn
 
 import (
 	"bytes"
-		"errors"
+	"errors"
 	"slices"
 	"strings"
 	"time"
