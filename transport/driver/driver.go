@@ -50,6 +50,10 @@ type Config struct {
 	// MaxSessions bounds concurrent sessions; past it offers get
 	// whip.ErrOverloaded (HTTP 503). Default 1000.
 	MaxSessions int
+	// ConsentTimeout closes a session whose peer sent no valid ICE check
+	// for this long: the peer vanished (default 30 s, RFC 7675). Browsers
+	// check every few seconds; do not go below about 10 s for them.
+	ConsentTimeout time.Duration
 	// Logger receives session lifecycle logs (default: discard).
 	Logger *slog.Logger
 }
@@ -106,6 +110,7 @@ type peer struct {
 	h      core.Handle
 	sess   *webrtc.Session
 	ufrag  string
+	ufrags []string // every local ufrag registered (restarts add one)
 	slots  []slot
 	// connected: DTLS is done and SRTP keys exist. A viewer's media
 	// sections are filled only then, so the keyframe each subscription
@@ -279,7 +284,9 @@ func (d *Driver) expireLocked(now time.Time) {
 }
 
 func (d *Driver) closePeerLocked(now time.Time, p *peer, why string) {
-	d.mux.Unregister(p.ufrag)
+	for _, u := range p.ufrags {
+		d.mux.Unregister(u)
+	}
 	_ = p.sess.Close()
 	_ = d.node.CloseEndpoint(now, p.h)
 	delete(d.peers, p.h)
@@ -399,12 +406,8 @@ func (d *Driver) sendTransmits() {
 // the WebRTC session, and returns the answer.
 func (d *Driver) Offer(ctx context.Context, req whip.Request) (whip.Answer, error) {
 	ufrag, pwd := webrtc.NewICECredentials()
-	cands := []webrtc.Candidate{{Addr: d.advertised(d.mux.LocalAddr())}}
-	if d.tcp != nil {
-		cands = append(cands, webrtc.Candidate{Addr: d.advertised(d.tcp.LocalAddr()), TCP: true})
-	}
 	neg, err := webrtc.Negotiate(req.Offer, &webrtc.Config{ICEUfrag: ufrag, ICEPwd: pwd, Fingerprint: d.cert.Fingerprint(),
-		Candidates: cands, Codecs: d.cfg.Codecs})
+		Candidates: d.candidates(), Codecs: d.cfg.Codecs})
 	switch {
 	case errors.Is(err, webrtc.ErrMalformed):
 		return whip.Answer{}, fmt.Errorf("%w: %v", whip.ErrMalformed, err)
@@ -440,7 +443,7 @@ func (d *Driver) Offer(ctx context.Context, req whip.Request) (whip.Answer, erro
 		return whip.Answer{}, fmt.Errorf("%w: %d sessions", whip.ErrOverloaded, len(d.peers))
 	}
 	now := time.Now()
-	p := &peer{id: whip.NewSessionID(), role: req.Role, room: req.Room, peerID: req.PeerID, ufrag: ufrag}
+	p := &peer{id: whip.NewSessionID(), role: req.Role, room: req.Room, peerID: req.PeerID, ufrag: ufrag, ufrags: []string{ufrag}}
 	h, err := d.node.CreateEndpoint(now, core.EndpointConfig{PeerID: req.PeerID, Extensions: extensions(neg)})
 	if err != nil {
 		return whip.Answer{}, err
@@ -464,7 +467,7 @@ func (d *Driver) Offer(ctx context.Context, req whip.Request) (whip.Answer, erro
 	}
 	sess, err := webrtc.NewSession(now, webrtc.SessionConfig{
 		Certificate: d.cert, LocalUfrag: ufrag, LocalPwd: pwd, RemoteUfrag: neg.RemoteUfrag,
-		RemoteFingerprint: neg.RemoteFingerprint, Logger: d.log,
+		RemoteFingerprint: neg.RemoteFingerprint, Logger: d.log, ConsentTimeout: d.cfg.ConsentTimeout,
 		OnRTP:  func(now time.Time, pkt []byte) { d.input(now, h, pkt, false) },
 		OnRTCP: func(now time.Time, pkt []byte) { d.input(now, h, pkt, true) },
 		OnStateChange: func(s webrtc.State) {
@@ -527,6 +530,15 @@ func (d *Driver) markConnected(h core.Handle) {
 		}
 		d.drainLocked(now)
 	}()
+}
+
+// candidates are our host candidates: the UDP port, then ICE-TCP.
+func (d *Driver) candidates() []webrtc.Candidate {
+	cands := []webrtc.Candidate{{Addr: d.advertised(d.mux.LocalAddr())}}
+	if d.tcp != nil {
+		cands = append(cands, webrtc.Candidate{Addr: d.advertised(d.tcp.LocalAddr()), TCP: true})
+	}
+	return cands
 }
 
 func (d *Driver) advertised(a netip.AddrPort) netip.AddrPort {
@@ -613,16 +625,20 @@ func (d *Driver) initSlots(p *peer, neg *webrtc.Negotiated) {
 		if m.Kind == webrtc.KindAudio {
 			s.kind = track.KindAudio
 		}
-		if c := track.CodecByName(m.Codec.Name); c != track.CodecUnknown {
-			s.pts[c] = m.Codec.PayloadType
+		for _, mc := range m.Codecs { // every codec the viewer accepted
+			if c := track.CodecByName(mc.Name); c != track.CodecUnknown {
+				if _, dup := s.pts[c]; !dup {
+					s.pts[c] = mc.PayloadType
+				}
+			}
 		}
 		p.slots = append(p.slots, s)
 	}
 }
 
-// candidates lists the room's tracks a slot could show, newest first,
+// slotCandidates lists the room's tracks a slot could show, newest first,
 // leaving out those another slot of p already shows.
-func (d *Driver) candidates(p *peer, s *slot) []track.Info {
+func (d *Driver) slotCandidates(p *peer, s *slot) []track.Info {
 	all := d.node.Cluster().Tracks(p.room)
 	var out []track.Info
 	for i := len(all) - 1; i >= 0; i-- {
@@ -659,7 +675,7 @@ func (d *Driver) fillSlotsLocked(now time.Time, p *peer) bool {
 		if s.cur != (endpoint.SubKey{}) && !s.gone {
 			continue
 		}
-		cands := d.candidates(p, s)
+		cands := d.slotCandidates(p, s)
 		if len(cands) == 0 {
 			continue
 		}
@@ -709,17 +725,41 @@ func (d *Driver) onViewerEvent(now time.Time, p *peer, e endpoint.Event) bool {
 	return false
 }
 
-// Patch implements whip.Backend: trickled candidates need no action from
-// an ICE-lite server (the peer's checks reveal its addresses); an ICE
-// restart is refused with ErrConflict until sessions support it.
+// Patch implements whip.Backend. Trickled candidates need no action from
+// an ICE-lite server: the peer's checks reveal its addresses. A fragment
+// with new ICE credentials is an ICE restart (RFC 9725 section 4.3): the
+// session gets new local credentials, DTLS and SRTP carry on, and the
+// answer fragment carries our new credentials and candidates.
 func (d *Driver) Patch(ctx context.Context, role whip.Role, room, id, fragment string) (string, error) {
+	frag, err := webrtc.ParseICEFragment(fragment)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", whip.ErrMalformed, err)
+	}
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	p := d.byID[id]
-	d.mu.Unlock()
 	if p == nil || p.role != role || p.room != room {
 		return "", whip.ErrNotFound
 	}
-	return "", nil
+	if frag.Ufrag == "" && frag.Pwd == "" {
+		return "", nil // trickle
+	}
+	if frag.Ufrag == "" || frag.Pwd == "" {
+		return "", fmt.Errorf("%w: an ICE restart needs both ice-ufrag and ice-pwd", whip.ErrMalformed)
+	}
+	if len(p.ufrags) >= 16 {
+		return "", fmt.Errorf("%w: too many ICE restarts", whip.ErrConflict)
+	}
+	ufrag, pwd := webrtc.NewICECredentials()
+	if err := p.sess.RestartICE(time.Now(), ufrag, pwd, frag.Ufrag); err != nil {
+		return "", fmt.Errorf("%w: %v", whip.ErrConflict, err)
+	}
+	// The old ufrag stays registered so the current path keeps working
+	// until the peer nominates one with the new credentials.
+	d.mux.Register(ufrag, p.sess)
+	p.ufrag = ufrag
+	p.ufrags = append(p.ufrags, ufrag)
+	return webrtc.AnswerFragment(ufrag, pwd, d.candidates()), nil
 }
 
 // Delete implements whip.Backend: it ends the session and frees

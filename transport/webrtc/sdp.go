@@ -385,7 +385,21 @@ func negotiateMedia(md *sdp.MediaDescription, m *Media, prefs []string) error {
 	if m.Kind == KindVideo {
 		allowed = videoFeedback
 	}
-	for _, name := range prefs {
+	order := prefs
+	if m.Direction == RecvOnly {
+		// A publisher sends what it prefers, and says so by the order of
+		// its offer (a browser's setCodecPreferences): take the first
+		// offered codec we accept, in its best variant.
+		order = nil
+		for _, c := range codecs {
+			if slices.ContainsFunc(prefs, func(p string) bool { return strings.EqualFold(p, c.name) }) &&
+				!slices.ContainsFunc(order, func(o string) bool { return strings.EqualFold(o, c.name) }) &&
+				pickCodec(codecs, c.name, m.Kind) >= 0 {
+				order = append(order, c.name)
+			}
+		}
+	}
+	for _, name := range order {
 		i := pickCodec(codecs, name, m.Kind)
 		if i < 0 || slices.ContainsFunc(m.Codecs, func(c Codec) bool { return strings.EqualFold(c.Name, name) }) {
 			continue

@@ -255,7 +255,9 @@ func TestNegotiateCodecPreference(t *testing.T) {
 	}{
 		{"h264 prefers 42e01f pm=1", []string{CodecOpus, CodecH264}, "H264", 106, 107, "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f"},
 		{"vp9 profile 0", []string{CodecOpus, CodecVP9}, "VP9", 98, 99, "profile-id=0"},
-		{"av1", []string{CodecOpus, CodecAV1, CodecVP8}, "AV1", 39, 40, "level-idx=5;profile=0;tier=0"},
+		{"av1", []string{CodecOpus, CodecAV1}, "AV1", 39, 40, "level-idx=5;profile=0;tier=0"},
+		// A publisher's offer order decides among the codecs we accept.
+		{"publisher offer order wins", []string{CodecOpus, CodecAV1, CodecVP8}, "VP8", 96, 97, ""},
 		{"vp8 default", nil, "VP8", 96, 97, ""},
 	}
 	for _, tc := range tests {

@@ -1,0 +1,213 @@
+//go:build unix
+
+package driver_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/sansrtc/sfu/transport/driver"
+	"github.com/sansrtc/sfu/transport/whip"
+)
+
+var benchProfileDir = flag.String("sfubench.profile", "",
+	"BenchmarkSFU writes a CPU profile and allocs profiles (before/after, MemProfileRate=1) of each measurement window to this directory")
+
+// benchPoll is how often the measuring goroutine reads the egress counter:
+// rare enough that its own wake-ups cost the server nothing measurable.
+const benchPoll = 10 * time.Millisecond
+
+// BenchmarkSFU measures the whole data path of the server (UDP read, SRTP
+// decrypt, core forwarding, SRTP GCM encrypt, sendmmsg) on loopback with
+// the sessions already established: one pion publisher sends ~1.5 Mbps of
+// VP8 to fanout pion viewers. The clients run in a child process
+// (TestBenchClientProcess), so the process CPU time measured here is the
+// server's own: HTTP signalling, timers and GC included.
+//
+// One benchmark iteration is one egress RTP packet, so ns/op is wall time
+// per packet (set by the publisher's rate, not by the server) and
+// allocs/op is whole-process allocations per egress packet. The metrics
+// that matter are egress-pkts/cpu-s (egress packets per second of server
+// CPU) and allocs/egress-pkt.
+func BenchmarkSFU(b *testing.B) {
+	for _, fanout := range []int{1, 10, 100} {
+		b.Run(fmt.Sprintf("fanout=%d", fanout), func(b *testing.B) { benchSFU(b, fanout) })
+	}
+}
+
+func benchSFU(b *testing.B, fanout int) {
+	if *benchProfileDir != "" {
+		runtime.MemProfileRate = 1
+		defer func() { runtime.MemProfileRate = 512 * 1024 }()
+	}
+	d, err := driver.New(driver.Config{DisableTCP: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h, err := whip.New(whip.Config{Backend: d})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = d.Run(ctx) }()
+	hs := httptest.NewServer(h)
+	defer func() { hs.Close(); cancel(); <-done }()
+
+	c := startBenchClients(b, hs.URL, fanout)
+	defer c.stop(b, d)
+	time.Sleep(time.Second) // past the join-time keyframes and NACKs
+
+	name := filepath.Join(*benchProfileDir, fmt.Sprintf("fanout=%d", fanout))
+	if *benchProfileDir != "" {
+		writeAllocs(b, name+".allocs-before.pprof")
+		f, err := os.Create(name + ".cpu.pprof")
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			b.Fatal(err)
+		}
+	}
+
+	b.ReportAllocs()
+	var ms0, ms1 runtime.MemStats
+	runtime.ReadMemStats(&ms0)
+	cpu0, t0, sent0 := cpuTime(b), time.Now(), d.Stats().Sent
+	last, credit := sent0, uint64(0)
+	for b.Loop() {
+		for credit == 0 {
+			time.Sleep(benchPoll)
+			s := d.Stats().Sent
+			credit, last = s-last, s
+		}
+		credit--
+	}
+	sent1, cpu1, t1 := d.Stats().Sent, cpuTime(b), time.Now()
+	runtime.ReadMemStats(&ms1)
+
+	if *benchProfileDir != "" {
+		pprof.StopCPUProfile()
+		writeAllocs(b, name+".allocs-after.pprof")
+	}
+	pkts := float64(sent1 - sent0)
+	if pkts == 0 {
+		b.Fatal("no egress packets in the measurement window")
+	}
+	b.ReportMetric(pkts/(cpu1-cpu0).Seconds(), "egress-pkts/cpu-s")
+	b.ReportMetric(pkts/t1.Sub(t0).Seconds(), "egress-pkts/s")
+	b.ReportMetric(float64(ms1.Mallocs-ms0.Mallocs)/pkts, "allocs/egress-pkt")
+	b.ReportMetric(float64(ms1.TotalAlloc-ms0.TotalAlloc)/pkts, "B/egress-pkt")
+}
+
+// cpuTime is the user+system CPU time of this process so far.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// writeAllocs writes the allocs profile as of now (after a GC, so that it
+// is current); diff two with pprof -base.
+func writeAllocs(b *testing.B, path string) {
+	runtime.GC()
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.Lookup("allocs").WriteTo(f, 0); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// benchClients is the child process running the pion clients.
+type benchClients struct {
+	cmd    *exec.Cmd
+	stdin  interface{ Close() error }
+	lines  chan string
+	stderr *bytes.Buffer
+}
+
+// startBenchClients re-executes the test binary as TestBenchClientProcess
+// and waits until every viewer receives media.
+func startBenchClients(b *testing.B, url string, fanout int) *benchClients {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestBenchClientProcess$", "-test.count=1")
+	cmd.Env = append(os.Environ(), benchClientEnv+"="+url+","+strconv.Itoa(fanout))
+	c := &benchClients{cmd: cmd, lines: make(chan string, 16), stderr: &bytes.Buffer{}}
+	cmd.Stderr = c.stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	c.stdin = stdin
+	go func() {
+		defer close(c.lines)
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			c.lines <- sc.Text()
+		}
+	}()
+	timeout := time.After(3 * time.Minute)
+	for {
+		select {
+		case line, ok := <-c.lines:
+			if !ok {
+				_ = cmd.Wait()
+				b.Fatalf("client process exited before media flowed: %s\n%s", cmd.ProcessState, c.stderr)
+			}
+			if line == benchReady {
+				return c
+			}
+			if strings.Contains(line, "FAIL") || strings.HasPrefix(line, "    ") {
+				b.Log("client: ", line)
+			}
+		case <-timeout:
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+			b.Fatalf("client process not ready after 3 minutes\n%s", c.stderr)
+		}
+	}
+}
+
+// stop closes the child's stdin, which makes it hang up and report what
+// its viewers received, and logs that against what the server sent.
+func (c *benchClients) stop(b *testing.B, d *driver.Driver) {
+	st := d.Stats()
+	_ = c.stdin.Close()
+	kill := time.AfterFunc(10*time.Second, func() { _ = c.cmd.Process.Kill() })
+	defer kill.Stop()
+	var received string
+	for line := range c.lines {
+		if r, ok := strings.CutPrefix(line, benchReceived+" "); ok {
+			received = r
+		}
+	}
+	_ = c.cmd.Wait()
+	b.Logf("server sent %d RTP packets (%d send errors, %d not connected); viewers received %s",
+		st.Sent, st.SendErrors, st.NotConnected, received)
+}
