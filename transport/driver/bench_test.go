@@ -29,7 +29,7 @@ var benchProfileDir = flag.String("sfubench.profile", "",
 
 // benchPoll is how often the measuring goroutine reads the egress counter:
 // rare enough that its own wake-ups cost the server nothing measurable.
-const benchPoll = 10 * time.Millisecond
+const benchPoll = 50 * time.Millisecond
 
 // BenchmarkSFU measures the whole data path of the server (UDP read, SRTP
 // decrypt, core forwarding, SRTP GCM encrypt, sendmmsg) on loopback with
