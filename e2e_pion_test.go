@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -80,7 +81,7 @@ var codecParams = map[string]pion.RTPCodecParameters{
 	pion.MimeTypeVP8: {RTPCodecCapability: pion.RTPCodecCapability{MimeType: pion.MimeTypeVP8, ClockRate: 90000,
 		RTCPFeedback: []pion.RTCPFeedback{{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"}, {Type: "nack"}, {Type: "nack", Parameter: "pli"}}}, PayloadType: 96},
 	pion.MimeTypeH264: {RTPCodecCapability: pion.RTPCodecCapability{MimeType: pion.MimeTypeH264, ClockRate: 90000,
-		SDPFmtpLine: "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
+		SDPFmtpLine:  "level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f",
 		RTCPFeedback: []pion.RTCPFeedback{{Type: "goog-remb"}, {Type: "ccm", Parameter: "fir"}, {Type: "nack"}, {Type: "nack", Parameter: "pli"}}}, PayloadType: 125},
 	pion.MimeTypeOpus: {RTPCodecCapability: pion.RTPCodecCapability{MimeType: pion.MimeTypeOpus, ClockRate: 48000, Channels: 2,
 		SDPFmtpLine: "minptime=10;useinbandfec=1"}, PayloadType: 111},
@@ -134,6 +135,7 @@ func deleteSession(t *testing.T, url string) {
 type publisher struct {
 	pc       *pion.PeerConnection
 	location string
+	answer   string
 	stop     chan struct{}
 	wg       sync.WaitGroup
 }
@@ -170,6 +172,7 @@ func publish(t *testing.T, srv *testServer, api *pion.API, room string, tracks .
 		senders = append(senders, tx.Sender())
 	}
 	p.location = signal(t, pc, srv.url+"/whip/"+room)
+	p.answer = pc.RemoteDescription().SDP
 	var mu sync.Mutex // the sources may share one seeded Rand
 	for i, tr := range tracks {
 		src, local, sender := tr.src, locals[i], senders[i]
@@ -372,4 +375,163 @@ func TestPionICETCP(t *testing.T) {
 	if err != nil || pair == nil || pair.Remote.Protocol != pion.ICEProtocolTCP {
 		t.Fatalf("selected pair %v (%v), want TCP", pair, err)
 	}
+}
+
+// cuttable is a UDP socket a test can silence in both directions, so a
+// peer vanishes without saying goodbye (no DTLS close_notify, no DELETE).
+type cuttable struct {
+	net.PacketConn
+	cut atomic.Bool
+}
+
+func (c *cuttable) WriteTo(b []byte, addr net.Addr) (int, error) {
+	if c.cut.Load() {
+		return len(b), nil
+	}
+	return c.PacketConn.WriteTo(b, addr)
+}
+
+func (c *cuttable) ReadFrom(b []byte) (int, net.Addr, error) {
+	for {
+		n, addr, err := c.PacketConn.ReadFrom(b)
+		if err != nil || !c.cut.Load() {
+			return n, addr, err
+		}
+	}
+}
+
+// TestPionVanishingViewerExpires: a viewer that vanishes is closed when
+// its ICE consent lapses, and freed; the other viewer is unaffected.
+func TestPionVanishingViewerExpires(t *testing.T) {
+	srv := startServer(t, sfu.Config{ConsentTimeout: 3 * time.Second})
+	r := rand.New(rand.NewPCG(5, 6))
+	vtag := testutil.TagOf("video")
+	publish(t, srv, pionAPI(t, pion.NetworkTypeUDP4), "room",
+		pubTrack{pion.MimeTypeVP8, testutil.NewVP8Source(r, testutil.VP8Config{SSRC: 1, Tag: vtag, FPS: 30, BitrateBps: 300_000})})
+	stays := view(t, srv, pionAPI(t, pion.NetworkTypeUDP4), "room", "stays")
+
+	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := &cuttable{PacketConn: conn}
+	t.Cleanup(func() { conn.Close() })
+	api := pionAPIWithMux(t, cut)
+	goes := view(t, srv, api, "room", "goes")
+	waitFor(t, 10*time.Second, "both viewers receiving", func() bool {
+		return stays.stats(vtag).Frames >= 10 && goes.stats(vtag).Frames >= 10
+	})
+	if n := srv.Driver().Stats().Sessions; n != 3 {
+		t.Fatalf("%d sessions, want 3", n)
+	}
+	cut.cut.Store(true)
+	start := time.Now()
+	waitFor(t, 10*time.Second, "the vanished viewer to be closed", func() bool { return srv.Driver().Stats().Sessions == 2 })
+	if took := time.Since(start); took < 2*time.Second {
+		t.Fatalf("closed after %v, before its consent could lapse", took)
+	}
+	if st := srv.Driver().Stats(); st.SessionsExpired != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	if c := srv.counts(); c.Endpoints != 2 || c.LocalTracks != 1 {
+		t.Fatalf("counts after expiry %+v", c)
+	}
+	before := stays.stats(vtag).Frames
+	time.Sleep(500 * time.Millisecond)
+	if after := stays.stats(vtag).Frames; after <= before {
+		t.Fatal("the other viewer stopped receiving")
+	}
+	if err := stays.err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// pionAPIWithMux is pionAPI on a given socket.
+func pionAPIWithMux(t *testing.T, conn net.PacketConn) *pion.API {
+	t.Helper()
+	var se pion.SettingEngine
+	se.SetNetworkTypes([]pion.NetworkType{pion.NetworkTypeUDP4})
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetICEUDPMux(ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: conn}))
+	me := &pion.MediaEngine{}
+	if err := me.RegisterDefaultCodecs(); err != nil {
+		t.Fatal(err)
+	}
+	ir := &interceptor.Registry{}
+	if err := pion.RegisterDefaultInterceptors(me, ir); err != nil {
+		t.Fatal(err)
+	}
+	return pion.NewAPI(pion.WithSettingEngine(se), pion.WithMediaEngine(me), pion.WithInterceptorRegistry(ir))
+}
+
+// TestPionICERestart: a publisher restarts ICE by PATCH (RFC 9725 section
+// 4.3) with new credentials; the answer fragment carries the server's new
+// ones, and media keeps flowing to the viewer.
+func TestPionICERestart(t *testing.T) {
+	srv := startServer(t, sfu.Config{})
+	api := pionAPI(t, pion.NetworkTypeUDP4)
+	r := rand.New(rand.NewPCG(7, 8))
+	vtag := testutil.TagOf("video")
+	pub := publish(t, srv, api, "room",
+		pubTrack{pion.MimeTypeVP8, testutil.NewVP8Source(r, testutil.VP8Config{SSRC: 1, Tag: vtag, FPS: 30, BitrateBps: 300_000})})
+	v := view(t, srv, api, "room", "viewer")
+	waitFor(t, 10*time.Second, "frames before the restart", func() bool { return v.stats(vtag).Frames >= 10 })
+
+	offer, err := pub.pc.CreateOffer(&pion.OfferOptions{ICERestart: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pub.pc.SetLocalDescription(offer); err != nil {
+		t.Fatal(err)
+	}
+	ufrag, pwd := sdpAttr(offer.SDP, "ice-ufrag"), sdpAttr(offer.SDP, "ice-pwd")
+	frag := "a=ice-ufrag:" + ufrag + "\r\na=ice-pwd:" + pwd + "\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\n"
+	req, _ := http.NewRequest(http.MethodPatch, pub.location, strings.NewReader(frag))
+	req.Header.Set("Content-Type", "application/trickle-ice-sdpfrag")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("PATCH: %d %s", resp.StatusCode, body)
+	}
+	newUfrag, newPwd := sdpAttr(string(body), "ice-ufrag"), sdpAttr(string(body), "ice-pwd")
+	oldUfrag, oldPwd := sdpAttr(pub.answer, "ice-ufrag"), sdpAttr(pub.answer, "ice-pwd")
+	if newUfrag == "" || newUfrag == oldUfrag || newPwd == oldPwd {
+		t.Fatalf("answer fragment without new credentials:\n%s", body)
+	}
+	answer := strings.ReplaceAll(strings.ReplaceAll(pub.answer, "a=ice-ufrag:"+oldUfrag, "a=ice-ufrag:"+newUfrag), "a=ice-pwd:"+oldPwd, "a=ice-pwd:"+newPwd)
+	if err := pub.pc.SetRemoteDescription(pion.SessionDescription{Type: pion.SDPTypeAnswer, SDP: answer}); err != nil {
+		t.Fatal(err)
+	}
+	// Media flows on after the restart, with nothing broken for the viewer.
+	after := v.stats(vtag).Frames
+	waitFor(t, 10*time.Second, "frames after the restart", func() bool { return v.stats(vtag).Frames >= after+60 })
+	if err := v.err(); err != nil {
+		t.Fatal(err)
+	}
+	// A trickle-only PATCH is accepted with 204.
+	req, _ = http.NewRequest(http.MethodPatch, pub.location, strings.NewReader("a=candidate:1 1 udp 1 127.0.0.1 9 typ host\r\n"))
+	req.Header.Set("Content-Type", "application/trickle-ice-sdpfrag")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("trickle PATCH: %d", resp.StatusCode)
+	}
+}
+
+// sdpAttr returns the first value of a=name: in an SDP or fragment.
+func sdpAttr(sdp, name string) string {
+	for line := range strings.SplitSeq(sdp, "\n") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "a="+name+":"); ok {
+			return v
+		}
+	}
+	return ""
 }

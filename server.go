@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"time"
 
 	"github.com/sansrtc/sfu/core"
 	"github.com/sansrtc/sfu/transport/driver"
@@ -28,6 +29,9 @@ type Config struct {
 	Codecs []string
 	// MaxSessions bounds concurrent sessions (default 1000).
 	MaxSessions int
+	// ConsentTimeout closes a session whose peer vanished: no valid ICE
+	// check for this long (default 30 s).
+	ConsentTimeout time.Duration
 	// Node configures the core node (rooms, limits, seed).
 	Node core.Config
 	// Logger receives lifecycle logs (default: discard).
@@ -44,7 +48,7 @@ type Server struct {
 // New opens the media sockets. Mount Handler on your mux and call Run.
 func New(cfg Config) (*Server, error) {
 	d, err := driver.New(driver.Config{Node: cfg.Node, UDPAddr: cfg.UDPAddr, TCPAddr: cfg.TCPAddr, DisableTCP: cfg.DisableTCP,
-		PublicIP: cfg.PublicIP, Codecs: cfg.Codecs, MaxSessions: cfg.MaxSessions, Logger: cfg.Logger})
+		PublicIP: cfg.PublicIP, Codecs: cfg.Codecs, MaxSessions: cfg.MaxSessions, ConsentTimeout: cfg.ConsentTimeout, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}
