@@ -203,6 +203,7 @@ func TestSimChurn(t *testing.T) {
 	}
 	for _, seed := range seeds {
 		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
+			t.Parallel() // each seed is its own world: no shared state
 			w := newWorld(t, seed, Config{})
 			churn(w, 50, 10, dur)
 			if w.delivered < uint64(dur/time.Second)*150 {
