@@ -98,6 +98,7 @@ type Driver struct {
 	stats   Stats
 	closed  bool
 	failed  []*peer // sessions whose DTLS failed, closed by the timer goroutine
+	scratch []*peer
 
 	wake chan struct{}
 }
@@ -256,13 +257,16 @@ func (d *Driver) shutdown() {
 	d.mux.Close()
 }
 
-// sortedPeers lists peers by handle: map order never decides anything.
+// sortedPeers lists peers by handle, so map order never decides anything.
+// The slice is reused: it is valid until the next call.
 func (d *Driver) sortedPeers() []*peer {
-	ps := make([]*peer, 0, len(d.peers))
+	clear(d.scratch) // drop closed peers from the last call
+	ps := d.scratch[:0]
 	for _, p := range d.peers {
 		ps = append(ps, p)
 	}
 	slices.SortFunc(ps, func(a, b *peer) int { return cmp.Compare(a.h, b.h) })
+	d.scratch = ps
 	return ps
 }
 
