@@ -535,3 +535,41 @@ func sdpAttr(sdp, name string) string {
 	}
 	return ""
 }
+
+// TestPionViewerFollowsPublishers: a WHEP viewer's media sections follow
+// the room: it shows the newest publisher, moves to another when that one
+// leaves, and picks up a publisher that arrives later — on the same SSRCs,
+// with continuous sequence numbers and a keyframe at every switch.
+func TestPionViewerFollowsPublishers(t *testing.T) {
+	srv := startServer(t, sfu.Config{})
+	api := pionAPI(t, pion.NetworkTypeUDP4)
+	r := rand.New(rand.NewPCG(9, 10))
+	source := func(name string) pubTrack {
+		return pubTrack{pion.MimeTypeVP8, testutil.NewVP8Source(r, testutil.VP8Config{SSRC: 1, Tag: testutil.TagOf(name), FPS: 30, BitrateBps: 300_000})}
+	}
+	// The viewer comes first, into an empty room.
+	v := view(t, srv, api, "room", "viewer")
+	a := publish(t, srv, api, "room", source("a"))
+	waitFor(t, 10*time.Second, "frames from a", func() bool { return v.stats(testutil.TagOf("a")).Frames >= 20 })
+	b := publish(t, srv, api, "room", source("b"))
+	time.Sleep(300 * time.Millisecond)
+	// a leaves: the viewer moves to b.
+	deleteSession(t, a.location)
+	a.close()
+	waitFor(t, 10*time.Second, "frames from b", func() bool { return v.stats(testutil.TagOf("b")).Frames >= 20 })
+	// b leaves and c arrives later: the viewer picks c up.
+	deleteSession(t, b.location)
+	b.close()
+	time.Sleep(300 * time.Millisecond)
+	publish(t, srv, api, "room", source("c"))
+	waitFor(t, 10*time.Second, "frames from c", func() bool { return v.stats(testutil.TagOf("c")).Frames >= 20 })
+	v.mu.Lock()
+	ssrcs := v.checker.SSRCs()
+	v.mu.Unlock()
+	if ssrcs != 1 {
+		t.Fatalf("viewer saw %d video SSRCs, want 1 throughout", ssrcs)
+	}
+	if err := v.err(); err != nil {
+		t.Fatal(err)
+	}
+}
