@@ -72,6 +72,11 @@ func pionAPI(t *testing.T, network pion.NetworkType) *pion.API {
 	if err := pion.RegisterDefaultInterceptors(me, ir); err != nil {
 		t.Fatal(err)
 	}
+	// Send transport-wide sequence numbers, as browsers do, so the server's
+	// congestion-control feedback can be checked.
+	if err := pion.ConfigureTWCCHeaderExtensionSender(me, ir); err != nil {
+		t.Fatal(err)
+	}
 	return pion.NewAPI(pion.WithSettingEngine(se), pion.WithMediaEngine(me), pion.WithInterceptorRegistry(ir))
 }
 
@@ -136,6 +141,7 @@ type publisher struct {
 	pc       *pion.PeerConnection
 	location string
 	answer   string
+	twcc     atomic.Int64 // transport-wide feedback packets received
 	stop     chan struct{}
 	wg       sync.WaitGroup
 }
@@ -186,6 +192,8 @@ func publish(t *testing.T, srv *testServer, api *pion.API, room string, tracks .
 				}
 				for _, pk := range pkts {
 					switch pk.(type) {
+					case *rtcp.TransportLayerCC:
+						p.twcc.Add(1)
 					case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
 						mu.Lock()
 						src.RequestKeyframe()
@@ -344,6 +352,8 @@ func TestPionPublishAndView(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			// The publisher's congestion controller is fed.
+			waitFor(t, 5*time.Second, "transport-wide feedback at the publisher", func() bool { return pub.twcc.Load() > 0 })
 			for _, v := range viewers {
 				deleteSession(t, v.location)
 			}

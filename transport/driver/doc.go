@@ -17,6 +17,15 @@
 // that vanished) or whose DTLS failed. HTTP handlers (WHIP/WHEP) take the
 // mutex for their control calls.
 //
+// # Congestion control feedback
+//
+// Publishers that negotiated transport-cc get transport-wide congestion
+// control feedback every 100 ms (the arrival times of their packets,
+// recorded with pion/interceptor's twcc.Recorder as they are read). That
+// is what a browser's bandwidth estimate ramps up on: without it a
+// publisher stays near its start bitrate and never sends its higher
+// simulcast layers.
+//
 // # WHIP and WHEP
 //
 // A WHIP session publishes each of its media sections as a track named by

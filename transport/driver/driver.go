@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pion/interceptor/pkg/twcc"
+
 	"github.com/sansrtc/sfu/cluster"
 	"github.com/sansrtc/sfu/core"
 	"github.com/sansrtc/sfu/endpoint"
@@ -28,6 +30,10 @@ const (
 	DefaultMaxSessions   = 1000
 	consentCheckInterval = time.Second
 	maxEventRounds       = 16
+	// twccInterval is how often publishers get transport-wide congestion
+	// control feedback: what their bandwidth estimate (and so their
+	// bitrate and simulcast layers) ramps up on.
+	twccInterval = 100 * time.Millisecond
 )
 
 // Config configures a Driver. The zero value listens on 127.0.0.1 with
@@ -98,7 +104,12 @@ type Driver struct {
 	stats   Stats
 	closed  bool
 	failed  []*peer // sessions whose DTLS failed, closed by the timer goroutine
-	scratch []*peer
+	// publishers counts sessions with TWCC feedback to send; the timer
+	// goroutine then wakes every twccInterval.
+	publishers  int
+	lastTWCC    time.Time
+	lastConsent time.Time
+	scratch     []*peer
 
 	wake chan struct{}
 }
@@ -113,6 +124,13 @@ type peer struct {
 	ufrag  string
 	ufrags []string // every local ufrag registered (restarts add one)
 	slots  []slot
+	// twcc records a publisher's transport-wide sequence numbers and
+	// builds the feedback its congestion controller needs (nil when
+	// transport-cc was not negotiated). twccExt is the extension id.
+	twcc      *twcc.Recorder
+	twccExt   uint8
+	twccStart time.Time
+	pkt       track.Packet // header view for the TWCC sequence number
 	// connected: DTLS is done and SRTP keys exist. A viewer's media
 	// sections are filled only then, so the keyframe each subscription
 	// starts on is not dropped for want of keys.
@@ -217,6 +235,9 @@ func (d *Driver) Run(ctx context.Context) error {
 		now := time.Now()
 		d.mu.Lock()
 		next := now.Add(consentCheckInterval)
+		if d.publishers > 0 {
+			next = now.Add(twccInterval)
+		}
 		if at, ok := d.node.PollTimeout(); ok && at.Before(next) {
 			next = at
 		}
@@ -237,7 +258,14 @@ func (d *Driver) Run(ctx context.Context) error {
 		now = time.Now()
 		d.mu.Lock()
 		d.node.HandleTimeout(now)
-		d.expireLocked(now)
+		if now.Sub(d.lastTWCC) >= twccInterval {
+			d.lastTWCC = now
+			d.sendTWCCLocked()
+		}
+		if now.Sub(d.lastConsent) >= consentCheckInterval {
+			d.lastConsent = now
+			d.expireLocked(now)
+		}
 		d.drainLocked(now)
 		d.mu.Unlock()
 	}
@@ -295,6 +323,9 @@ func (d *Driver) closePeerLocked(now time.Time, p *peer, why string) {
 	_ = d.node.CloseEndpoint(now, p.h)
 	delete(d.peers, p.h)
 	delete(d.byID, p.id)
+	if p.twcc != nil {
+		d.publishers--
+	}
 	d.log.LogAttrs(context.Background(), slog.LevelInfo, "session closed", slog.String("id", p.id),
 		slog.String("role", p.role.String()), slog.String("room", p.room), slog.String("peer", p.peerID), slog.String("why", why))
 	d.drainLocked(now)
@@ -310,6 +341,11 @@ func (d *Driver) input(now time.Time, h core.Handle, pkt []byte, rtcp bool) {
 	if rtcp {
 		_ = d.node.HandleRTCP(now, h, pkt)
 	} else {
+		if p := d.peers[h]; p.twcc != nil && p.pkt.Unmarshal(pkt) == nil {
+			if ext := p.pkt.Extension(p.twccExt); len(ext) >= 2 {
+				p.twcc.Record(p.pkt.SSRC, binary.BigEndian.Uint16(ext), now.Sub(p.twccStart).Microseconds())
+			}
+		}
 		_ = d.node.HandleRTP(now, h, pkt)
 	}
 	d.drainLocked(now)
@@ -468,6 +504,14 @@ func (d *Driver) Offer(ctx context.Context, req whip.Request) (whip.Answer, erro
 		if err := d.publishLocked(now, h, neg); err != nil {
 			return fail(err)
 		}
+		for i := range neg.Media {
+			if id := neg.Media[i].ExtensionID(webrtc.ExtTransportCC); id > 0 && id < 256 {
+				var b [4]byte
+				_, _ = crand.Read(b[:])
+				p.twcc, p.twccExt, p.twccStart = twcc.NewRecorder(binary.BigEndian.Uint32(b[:])|1), uint8(id), now
+				break
+			}
+		}
 	}
 	sess, err := webrtc.NewSession(now, webrtc.SessionConfig{
 		Certificate: d.cert, LocalUfrag: ufrag, LocalPwd: pwd, RemoteUfrag: neg.RemoteUfrag,
@@ -488,6 +532,13 @@ func (d *Driver) Offer(ctx context.Context, req whip.Request) (whip.Answer, erro
 	}
 	p.sess = sess
 	d.peers[h] = p
+	if p.twcc != nil {
+		d.publishers++
+		select { // the timer goroutine now wakes for feedback
+		case d.wake <- struct{}{}:
+		default:
+		}
+	}
 	d.byID[p.id] = p
 	if req.Role == whip.Subscribe {
 		d.initSlots(p, neg)
@@ -515,6 +566,21 @@ func (d *Driver) markFailed(h core.Handle) {
 		default:
 		}
 	}()
+}
+
+// sendTWCCLocked sends every publisher its transport-wide feedback.
+func (d *Driver) sendTWCCLocked() {
+	for _, p := range d.sortedPeers() {
+		if p.twcc == nil || !p.connected || p.twcc.PacketsHeld() == 0 {
+			continue
+		}
+		for _, fb := range p.twcc.BuildFeedbackPacket() {
+			b, err := fb.Marshal()
+			if err == nil {
+				_ = p.sess.WriteRTCP(b)
+			}
+		}
+	}
 }
 
 // markConnected fills a viewer's media sections once it can receive. Like
