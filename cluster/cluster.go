@@ -430,6 +430,18 @@ func (c *Cluster) Deliver(now time.Time, rt *track.RemoteTrack, p *track.Packet,
 	}
 }
 
+// DeliverSenderReport passes rt's sender report for encoding enc to every
+// LocalTrack subscribed to it, which translate it for their subscribers.
+func (c *Cluster) DeliverSenderReport(now time.Time, rt *track.RemoteTrack, enc int, ntp uint64, rtpTime uint32, out *track.Output) {
+	ch := c.byTrack[rt]
+	if ch == nil {
+		return
+	}
+	for i := range ch.subs {
+		ch.subs[i].lt.HandleSenderReport(now, enc, ntp, rtpTime, out)
+	}
+}
+
 // Subscribers is the number of LocalTracks attached to rt.
 func (c *Cluster) Subscribers(rt *track.RemoteTrack) int {
 	if ch := c.byTrack[rt]; ch != nil {

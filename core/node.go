@@ -478,6 +478,11 @@ func (n *Node) HandleRTCP(now time.Time, h Handle, buf []byte) error {
 		return ErrUnknownEndpoint
 	}
 	s.ep.HandleRTCP(now, buf, &n.out)
+	if s.room != "" {
+		for sr, ok := s.ep.PollSenderReport(); ok; sr, ok = s.ep.PollSenderReport() {
+			n.cl.DeliverSenderReport(now, sr.Track, sr.Encoding, sr.NTP, sr.RTPTime, &n.out)
+		}
+	}
 	return nil
 }
 
@@ -502,7 +507,8 @@ func (n *Node) PollTimeout() (time.Time, bool) {
 func (n *Node) PollTransmit() (Transmit, bool) { return n.out.PollTransmit() }
 
 // PollRTCP writes the next RTCP packet to send into buf (64 bytes always
-// suffice) and returns the endpoint it is for and the packet.
+// suffice) and returns the endpoint it is for and the packet: keyframe
+// requests to publishers, sender reports to subscribers.
 func (n *Node) PollRTCP(buf []byte) (Handle, []byte, bool) {
 	for {
 		f, ok := n.out.PollFeedback()
@@ -511,9 +517,18 @@ func (n *Node) PollRTCP(buf []byte) (Handle, []byte, bool) {
 		}
 		s := n.slot(Handle(f.Owner))
 		if s == nil {
-			continue // the publisher left after the request was queued
+			continue // the endpoint left after the packet was queued
 		}
-		return Handle(f.Owner), track.AppendPLI(buf[:0], s.ep.RTCPSSRC(), f.SSRC), true
+		var pkt []byte
+		switch f.Type {
+		case track.FeedbackSR:
+			pkt = track.AppendSenderReport(buf[:0], f.SSRC, f.NTP, f.RTPTime, f.Packets, f.Octets, nil)
+		case track.FeedbackFIR:
+			pkt = track.AppendFIR(buf[:0], s.ep.RTCPSSRC(), f.SSRC, f.FIRSeq)
+		default:
+			pkt = track.AppendPLI(buf[:0], s.ep.RTCPSSRC(), f.SSRC)
+		}
+		return Handle(f.Owner), pkt, true
 	}
 }
 

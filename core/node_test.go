@@ -273,3 +273,36 @@ func peerOf(n *Node, h Handle) string {
 	ep, _ := n.Endpoint(h)
 	return ep.PeerID()
 }
+
+// TestSenderReportsAreTranslated: a publisher's sender report reaches each
+// subscriber with the RTP time rewritten into that subscriber's timestamps,
+// so a player can synchronise audio and video.
+func TestSenderReportsAreTranslated(t *testing.T) {
+	node, pub := fanoutNode(t, 2)
+	now := testutil.Epoch
+	buf := make([]byte, 1500)
+	_ = node.HandleRTP(now, pub, vp8Packet(buf, 1111, 2, 4000, 2, false, 100))
+	offsets := map[Handle]uint32{} // out ts - source ts, per subscriber
+	ssrcs := map[Handle]uint32{}
+	for tr, ok := node.PollTransmit(); ok; tr, ok = node.PollTransmit() {
+		offsets[Handle(tr.Owner)] = tr.Timestamp - 4000
+		ssrcs[Handle(tr.Owner)] = tr.SSRC
+	}
+	const ntp = 0xe1234567_89abcdef
+	must(t, node.HandleRTCP(now, pub, track.AppendSenderReport(nil, 1111, ntp, 7000, 10, 1000, nil)))
+	got := 0
+	for h, pkt, ok := node.PollRTCP(make([]byte, 64)); ok; h, pkt, ok = node.PollRTCP(make([]byte, 64)) {
+		p, _, err := track.ReadRTCP(pkt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ssrc, gotNTP, rtpTime, packets, _, ok := p.SenderReport()
+		if !ok || ssrc != ssrcs[h] || gotNTP != ntp || rtpTime != 7000+offsets[h] || packets != 2 {
+			t.Fatalf("SR to %x: ssrc %x ntp %x rtp %d packets %d; want ssrc %x rtp %d", h, ssrc, gotNTP, rtpTime, packets, ssrcs[h], 7000+offsets[h])
+		}
+		got++
+	}
+	if got != 2 {
+		t.Fatalf("%d sender reports, want one per subscriber", got)
+	}
+}

@@ -128,6 +128,15 @@ type ssrcEntry struct {
 	enc  int
 }
 
+// SenderReport is a publisher's RTCP sender report for one of its tracks,
+// for the caller to pass on to the track's subscribers.
+type SenderReport struct {
+	Track    *track.RemoteTrack
+	Encoding int
+	NTP      uint64
+	RTPTime  uint32
+}
+
 type local struct {
 	key SubKey
 	lt  *track.LocalTrack
@@ -144,6 +153,10 @@ type Endpoint struct {
 	rtcpSSRC uint32
 	pkt      track.Packet
 	stats    Stats
+	// Sender reports found by the last HandleRTCP, for PollSenderReport.
+	srs    [8]SenderReport
+	nsrs   int
+	srHead int
 }
 
 // New returns an Endpoint whose tracks write their outputs to out.
@@ -449,6 +462,7 @@ func (e *Endpoint) bindSSRC(p *track.Packet) int {
 // requests to the source. Malformed packets are counted and the rest of the
 // compound packet is skipped.
 func (e *Endpoint) HandleRTCP(now time.Time, buf []byte, out *track.Output) {
+	e.nsrs, e.srHead = 0, 0
 	for len(buf) > 0 {
 		p, rest, err := track.ReadRTCP(buf)
 		if err != nil {
@@ -473,6 +487,16 @@ func (e *Endpoint) HandleRTCP(now time.Time, buf []byte, out *track.Output) {
 					e.stats.FeedbackUnknownSSRC++
 				}
 			}
+		case p.Type == track.RTCPTypeSR:
+			ssrc, ntp, rtpTime, _, _, ok := p.SenderReport()
+			if !ok {
+				e.stats.Malformed++
+				continue
+			}
+			if i := e.findSSRC(ssrc); i >= 0 && e.nsrs < len(e.srs) {
+				e.srs[e.nsrs] = SenderReport{Track: e.ssrcs[i].rt, Encoding: e.ssrcs[i].enc, NTP: ntp, RTPTime: rtpTime}
+				e.nsrs++
+			}
 		case p.Type == track.RTCPTypeRTPFB && p.Count == track.RTCPFormatNACK:
 			lt := e.localBySSRC(p.MediaSSRC())
 			if lt == nil {
@@ -490,6 +514,18 @@ func (e *Endpoint) HandleRTCP(now time.Time, buf []byte, out *track.Output) {
 			}
 		}
 	}
+}
+
+// PollSenderReport returns the next sender report the last HandleRTCP
+// found for one of the peer's published tracks.
+func (e *Endpoint) PollSenderReport() (SenderReport, bool) {
+	if e.srHead == e.nsrs {
+		return SenderReport{}, false
+	}
+	sr := e.srs[e.srHead]
+	e.srs[e.srHead] = SenderReport{}
+	e.srHead++
+	return sr, true
 }
 
 // HandleTimeout runs the tracks' timers (keyframe request retries).

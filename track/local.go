@@ -96,9 +96,9 @@ type LocalTrack struct {
 	// is never left waiting for a layer the publisher stopped sending
 	// (browsers drop simulcast layers when their bandwidth estimate falls).
 	want, target, current int
-	maxTemporal     int8 // -1: all
-	pendTemporal    int8 // a temporal up-switch waits for a sync point
-	clockRate       uint32
+	maxTemporal           int8 // -1: all
+	pendTemporal          int8 // a temporal up-switch waits for a sync point
+	clockRate             uint32
 
 	// Rewriting: out = src + offset (mod the field's width).
 	seqOff  uint16
@@ -486,6 +486,20 @@ func (l *LocalTrack) HandleNACK(now time.Time, seq uint16, out *Output) bool {
 	t.TL0PICIDX = f.tl0
 	t.Retransmit = true
 	l.stats.Retransmits++
+	return true
+}
+
+// HandleSenderReport translates the source's sender report for encoding
+// enc (its NTP time and the RTP timestamp of that instant) into the
+// subscriber's timestamps and queues it on out, when enc is what the
+// subscriber is being sent. Players need these to synchronise audio and
+// video; an SFU that rewrites timestamps must rewrite them too.
+func (l *LocalTrack) HandleSenderReport(now time.Time, enc int, ntp uint64, rtpTime uint32, out *Output) bool {
+	if l.src == nil || l.paused || l.needKey || !l.started || enc != l.current {
+		return false
+	}
+	out.pushFeedback(Feedback{Owner: l.cfg.Owner, Type: FeedbackSR, SSRC: l.cfg.SSRC, NTP: ntp,
+		RTPTime: rtpTime + l.tsOff, Packets: uint32(l.stats.Packets), Octets: uint32(l.stats.Bytes)})
 	return true
 }
 

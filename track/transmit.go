@@ -149,23 +149,35 @@ func writeExtBlock(b []byte, exts []HeaderExtension) int {
 	return size
 }
 
-// FeedbackType is the kind of a Feedback request.
+// FeedbackType is the kind of a Feedback packet.
 type FeedbackType uint8
 
 // Feedback types.
 const (
-	FeedbackPLI FeedbackType = iota + 1 // picture loss indication (RFC 4585)
-	FeedbackFIR                         // full intra request (RFC 5104)
+	FeedbackPLI FeedbackType = iota + 1 // picture loss indication (RFC 4585), to a publisher
+	FeedbackFIR                         // full intra request (RFC 5104), to a publisher
+	// FeedbackSR is a sender report (RFC 3550) to a subscriber: the
+	// publisher's NTP↔RTP mapping translated into the subscriber's
+	// timestamps, which is what lets a player synchronise audio and video.
+	FeedbackSR
 )
 
-// Feedback is an RTCP request to send to a publisher: ask media SSRC for a
-// keyframe.
+// Feedback is an RTCP packet to send: a keyframe request to a publisher,
+// or a sender report to a subscriber.
 type Feedback struct {
-	Owner uint64 // the RemoteTrack's owner id (core: the publisher endpoint)
+	// Owner is the endpoint it goes to: the RemoteTrack's owner for a
+	// keyframe request, the LocalTrack's for a sender report.
+	Owner uint64
 	Type  FeedbackType
-	SSRC  uint32 // media source
+	// SSRC is the media SSRC a request is about, or the sending SSRC of a
+	// sender report.
+	SSRC uint32
 	// FIRSeq is the FIR command sequence number for FeedbackFIR.
 	FIRSeq uint8
+	// NTP, RTPTime, Packets and Octets are the sender report's fields.
+	NTP             uint64
+	RTPTime         uint32
+	Packets, Octets uint32
 }
 
 // Output is what the track machines of one node share: the queues they
