@@ -10,7 +10,7 @@ import (
 // Defaults for the zero fields of Config.
 const (
 	DefaultPingInterval     = 300 * time.Millisecond
-	DefaultDeadAfter        = 1500 * time.Millisecond
+	DefaultDeadAfter        = 1200 * time.Millisecond
 	DefaultHandshakeTimeout = 3 * time.Second
 	DefaultUpdateInterval   = time.Second
 	DefaultTriggerDelay     = 20 * time.Millisecond
@@ -52,7 +52,7 @@ type Config struct {
 
 	// PingInterval is how often each link is pinged (default 300ms).
 	PingInterval time.Duration
-	// DeadAfter declares a link dead after this much silence (default 1.5s).
+	// DeadAfter declares a link dead after this much silence (default 1.2s).
 	DeadAfter time.Duration
 	// HandshakeTimeout closes links not authenticated in time (default 3s).
 	HandshakeTimeout time.Duration

@@ -64,7 +64,7 @@
 // Each link is pinged every PingInterval (300 ms); the RTT is smoothed
 // (1/8 gain) and the loss is the fraction of the last 64 pings not
 // answered (a ping counts as lost after max(1 s, 4×RTT)). A link silent
-// for DeadAfter (1.5 s) is dead. Its cost, in microseconds, is
+// for DeadAfter (1.2 s) is dead. Its cost, in microseconds, is
 //
 //	RTT × (1 + LossWeight × loss) + HopPenalty      (LossWeight 10, HopPenalty 1 ms)
 //
@@ -179,8 +179,9 @@
 // alive (each hop adds its own holding time and half the link RTT), so
 // every node knows roughly when an owner was last alive on its own clock:
 // an owner's entries vanish everywhere SoftStateTimeout (10 s) after it
-// dies, within one gossip period; a node that Closes deletes them at
-// once. Versions restart safely: a node that sees its own owner at a
+// was last heard of, which is at most one gossip period before it died
+// (each node expires them at that exact time, not at its next gossip
+// tick); a node that Closes deletes them at once. Versions restart safely: a node that sees its own owner at a
 // higher version than it has jumps past it. Bounds: MaxOwners (4096)
 // owners, MaxEntries (256) entries per owner, MaxValueLen (1024) bytes
 // per value, 255 bytes per key and map name.

@@ -5,3 +5,5 @@ func IsHome(r *Router, ch uint64) bool {
 	_, ok := r.ps.homes[ch]
 	return ok
 }
+
+

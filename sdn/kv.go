@@ -47,6 +47,7 @@ type kvstore struct {
 	subs       map[string]bool
 	nextGossip time.Time
 	flushAt    time.Time
+	expireAt   time.Time // no owner expires before (a lower bound)
 	gen        uint64
 }
 
@@ -61,10 +62,39 @@ func (kv *kvstore) init(r *Router, now time.Time) {
 }
 
 func (kv *kvstore) deadline() time.Time {
-	if !kv.flushAt.IsZero() && kv.flushAt.Before(kv.nextGossip) {
-		return kv.flushAt
+	t := kv.nextGossip
+	if !kv.flushAt.IsZero() && kv.flushAt.Before(t) {
+		t = kv.flushAt
 	}
-	return kv.nextGossip
+	if !kv.expireAt.IsZero() && kv.expireAt.Before(t) {
+		t = kv.expireAt
+	}
+	return t
+}
+
+// expire drops the owners silent for SoftStateTimeout, at the exact
+// time: expireAt is kept at the earliest possible expiry (liveness only
+// moves later, so a stale bound only costs an early wake-up).
+func (kv *kvstore) expire(now time.Time) {
+	r := kv.r
+	kv.expireAt = time.Time{}
+	for i := 0; i < len(kv.list); i++ {
+		o := kv.list[i]
+		if o == kv.me {
+			continue
+		}
+		at := o.alive.Add(r.cfg.SoftStateTimeout)
+		if !now.Before(at) {
+			kv.diff(o, o.ents, nil)
+			delete(kv.owners, o.id)
+			kv.list = slices.Delete(kv.list, i, i+1)
+			i--
+			continue
+		}
+		if kv.expireAt.IsZero() || at.Before(kv.expireAt) {
+			kv.expireAt = at
+		}
+	}
 }
 
 // MapSet sets key in the named map to value, owned by this node. It
@@ -229,6 +259,9 @@ func (kv *kvstore) diff(o *owner, old, new []kvEnt) {
 
 func (kv *kvstore) timeout(now time.Time) {
 	r := kv.r
+	if !kv.expireAt.IsZero() && !now.Before(kv.expireAt) {
+		kv.expire(now)
+	}
 	if !kv.flushAt.IsZero() && !now.Before(kv.flushAt) {
 		kv.flushAt = time.Time{}
 		for _, o := range kv.list {
@@ -249,15 +282,6 @@ func (kv *kvstore) timeout(now time.Time) {
 	jit := time.Duration(r.rng.Int64N(int64(r.cfg.GossipInterval)/5 + 1))
 	kv.nextGossip = now.Add(r.cfg.GossipInterval - r.cfg.GossipInterval/10 + jit)
 	kv.me.alive = now
-	for i := 0; i < len(kv.list); i++ {
-		o := kv.list[i]
-		if o != kv.me && now.Sub(o.alive) >= r.cfg.SoftStateTimeout {
-			kv.diff(o, o.ents, nil)
-			delete(kv.owners, o.id)
-			kv.list = slices.Delete(kv.list, i, i+1)
-			i--
-		}
-	}
 	for _, l := range r.links {
 		if l.state == hsDone {
 			kv.sendDigest(l)
@@ -316,6 +340,8 @@ func (kv *kvstore) handleDigest(l *link, m *digest) {
 			if e.version > o.version {
 				o.version = e.version + 1
 				kv.markDirty(o, 0)
+			} else if o.version > e.version {
+				kv.sendOwner(l, o)
 			}
 			continue
 		}
@@ -377,6 +403,9 @@ func (kv *kvstore) handleOwner(l *link, m *ownerMsg) {
 			return
 		}
 		o = &owner{id: m.owner, alive: alive}
+		if at := alive.Add(r.cfg.SoftStateTimeout); kv.expireAt.IsZero() || at.Before(kv.expireAt) {
+			kv.expireAt = at
+		}
 		kv.owners[o.id] = o
 		i, _ := slices.BinarySearchFunc(kv.list, o.id, func(x *owner, id NodeID) int { return cmpU(uint64(x.id), uint64(id)) })
 		kv.list = slices.Insert(kv.list, i, o)

@@ -182,7 +182,7 @@ func TestMaps(t *testing.T) {
 		}
 
 		// A node dies: its entries vanish within the soft-state timeout
-		// (plus one gossip period for the expiry check to run).
+		// (counted from its last gossip, up to one period before it died).
 		victim := s.nodes[s.sim.Rand.IntN(len(s.nodes))]
 		for !s.connectedWithout(victim) {
 			victim = s.nodes[s.sim.Rand.IntN(len(s.nodes))]

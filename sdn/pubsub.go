@@ -20,6 +20,16 @@ type downstream struct {
 	min, max uint64
 }
 
+// pendPkt is a data message held while a move waits for the old
+// upstream to catch up with the new one.
+type pendPkt struct {
+	seq uint32
+	msg []byte
+}
+
+// maxPendBuf bounds the packets held during a move.
+const maxPendBuf = 256
+
 // channel is a node's part of one channel's tree: the source, a relay,
 // or a subscriber's node (or several of these at once).
 type channel struct {
@@ -42,7 +52,9 @@ type channel struct {
 	pendActive bool
 	pendSince  time.Time
 	pendPath   []byte
+	pendBuf    []pendPkt // packets from pend ahead of up's stream
 	lastData   time.Time
+	diffSince  time.Time // since when the best next hop is not up
 
 	down []downstream
 
@@ -60,6 +72,7 @@ type channel struct {
 
 type pubsub struct {
 	r        *Router
+	routeV   uint64 // routing version last seen
 	chans    map[uint64]*channel
 	list     []*channel // sorted by id
 	nextTick time.Time
@@ -369,21 +382,31 @@ func (ps *pubsub) handleData(l *link, ch uint64, seq uint32, msg []byte) {
 	}
 	switch {
 	case l.peer == c.up, l.peer == c.prevUp && r.now.Before(c.prevUntil):
-	case l.peer == c.pend && c.pendActive:
-		// Take the new upstream when its stream continues ours (it is
-		// faster) or repeats it (slower): either way nothing is lost.
-		// Otherwise wait; after a second, switch anyway.
-		switch d := int32(seq - c.lastSeq); {
-		case !c.haveSeq || d <= 1 || r.now.Sub(c.pendSince) >= time.Second:
+		ps.accept(c, l.peer, seq, msg)
+		// The old stream caught up with what the new one sent ahead.
+		if c.pendActive && len(c.pendBuf) > 0 && int32(c.pendBuf[0].seq-c.lastSeq) <= 1 {
 			ps.switchUp(c)
-		default:
-			r.stats.DataDuplicate++
+		}
+	case l.peer == c.pend && c.pendActive:
+		// A move: the new upstream takes over when its stream continues
+		// ours or repeats it (it is slower). When it is ahead its packets
+		// wait until the old stream reaches them, so nothing is lost nor
+		// reordered; after a second, or a full buffer, it takes over anyway.
+		if !c.haveSeq || int32(seq-c.lastSeq) <= 1 || r.now.Sub(c.pendSince) >= time.Second || len(c.pendBuf) >= maxPendBuf {
+			ps.switchUp(c)
+			ps.accept(c, l.peer, seq, msg)
 			return
 		}
+		c.pendBuf = append(c.pendBuf, pendPkt{seq: seq, msg: append([]byte(nil), msg...)})
 	default:
 		r.stats.DataUnexpected++
-		return
 	}
+}
+
+// accept forwards and delivers a data message unless it is not newer
+// than the last one.
+func (ps *pubsub) accept(c *channel, from NodeID, seq uint32, msg []byte) {
+	r := ps.r
 	c.lastData = r.now
 	if c.haveSeq && int32(seq-c.lastSeq) <= 0 {
 		r.stats.DataDuplicate++
@@ -392,7 +415,7 @@ func (ps *pubsub) handleData(l *link, ch uint64, seq uint32, msg []byte) {
 	c.haveSeq, c.lastSeq = true, seq
 	off := len(r.out)
 	r.out = append(r.out, msg...)
-	ps.fanout(c, l.peer, seq, off, len(r.out))
+	ps.fanout(c, from, seq, off, len(r.out))
 }
 
 func (ps *pubsub) handleCtl(l *link, m *chanMsg) {
@@ -411,10 +434,9 @@ func (ps *pubsub) handleCtl(l *link, m *chanMsg) {
 		if c.source == 0 {
 			c.source = m.source
 		}
-		if l.peer == c.up {
-			// Our upstream joined through us: a loop; leave it and rejoin.
-			c.up, c.upActive = 0, false
-		}
+		// Our upstream may subscribe through us while its route changes:
+		// our ack's path names it, so it does not take us until we have
+		// moved away from it (make-before-break on both sides).
 		i := slices.IndexFunc(c.down, func(d downstream) bool { return d.nb == l.peer })
 		if i < 0 {
 			c.down = append(c.down, downstream{nb: l.peer})
@@ -423,9 +445,8 @@ func (ps *pubsub) handleCtl(l *link, m *chanMsg) {
 		d := &c.down[i]
 		d.expires = r.now.Add(4 * r.cfg.SubRefresh)
 		d.min, d.max = m.min, m.max
-		if c.upActive {
-			ps.ack(c, l.peer)
-		} else if c.up == 0 {
+		ps.ack(c, l.peer)
+		if !c.upActive && c.up == 0 {
 			ps.tick(c)
 		}
 	case mSubAck:
@@ -445,7 +466,10 @@ func (ps *pubsub) handleCtl(l *link, m *chanMsg) {
 			return
 		}
 		if !m.flag || loop {
-			c.upActive = false
+			if c.upActive {
+				ps.deactivate(c)
+				ps.tick(c)
+			}
 			return
 		}
 		ps.activate(c, m.path)
@@ -492,6 +516,15 @@ func (ps *pubsub) activate(c *channel, path []byte) {
 	}
 }
 
+// deactivate tells the subtree that the path to the source is broken
+// here, so nodes below with a better route leave at once.
+func (ps *pubsub) deactivate(c *channel) {
+	c.upActive = false
+	for _, d := range c.down {
+		ps.ack(c, d.nb)
+	}
+}
+
 // switchUp completes a move: pend becomes the upstream, the old one is
 // left (its packets in flight still accepted for a second).
 func (ps *pubsub) switchUp(c *channel) {
@@ -503,6 +536,11 @@ func (ps *pubsub) switchUp(c *channel) {
 	c.up, c.upSince, c.upActive = c.pend, r.now, false
 	c.pend, c.pendActive = 0, false
 	ps.activate(c, c.pendPath)
+	buf := c.pendBuf
+	c.pendBuf = nil
+	for _, p := range buf {
+		ps.accept(c, c.up, p.seq, p.msg)
+	}
 }
 
 // moved tells local subscribers and the subtree that the path above
@@ -636,7 +674,7 @@ func (ps *pubsub) tick(c *channel) {
 	}
 	c.noRouteSince = time.Time{}
 	switch {
-	case c.up == 0 || c.up != nh && !c.upActive && now.Sub(c.upSince) >= 2*r.cfg.SubRefresh:
+	case c.up == 0 || c.up != nh && !c.upActive && now.Sub(c.upSince) >= 200*time.Millisecond:
 		// No upstream, or one that does not get through: break.
 		if c.up != 0 {
 			ps.sendCtl(c.up, chanMsg{t: mUnsub, ch: c.id})
@@ -646,17 +684,22 @@ func (ps *pubsub) tick(c *channel) {
 			ps.sendCtl(c.pend, chanMsg{t: mUnsub, ch: c.id})
 		}
 		c.up, c.upSince, c.upActive = nh, now, false
-		c.pend, c.pendActive = 0, false
+		c.pend, c.pendActive, c.pendBuf = 0, false, nil
 	case c.pend != 0 && (c.pend != nh && c.pend != c.up || c.pendActive && now.Sub(c.pendSince) >= time.Second):
 		if c.pend != nh {
 			ps.sendCtl(c.pend, chanMsg{t: mUnsub, ch: c.id})
-			c.pend, c.pendActive = 0, false
+			c.pend, c.pendActive, c.pendBuf = 0, false, nil
 		} else {
 			ps.switchUp(c)
 		}
-	case c.pend == 0 && c.up != nh && now.Sub(c.upSince) >= r.cfg.ChannelSticky:
+	case c.pend == 0 && c.up != nh && !c.diffSince.IsZero() && now.Sub(c.diffSince) >= r.cfg.ChannelSticky:
 		// A better path has lasted: make before break.
 		c.pend, c.pendActive, c.pendSince = nh, false, now
+	}
+	if c.up == nh {
+		c.diffSince = time.Time{}
+	} else if c.diffSince.IsZero() {
+		c.diffSince = now
 	}
 	mn, mx := ps.aggregate(c)
 	ps.sendCtl(c.up, chanMsg{t: mSub, ch: c.id, source: c.source, min: mn, max: mx})
@@ -665,15 +708,35 @@ func (ps *pubsub) tick(c *channel) {
 	}
 }
 
+// routesChanged re-evaluates, at once, the channels whose path to the
+// source is broken: a new route is their way out.
+func (ps *pubsub) routesChanged() {
+	if ps.routeV == ps.r.rt.version {
+		return
+	}
+	ps.routeV = ps.r.rt.version
+	for i := 0; i < len(ps.list); i++ {
+		c := ps.list[i]
+		if c.publishing || c.upActive && c.up != 0 || c.source == 0 {
+			continue
+		}
+		ps.tick(c)
+		if ps.chans[c.id] != c {
+			i--
+		}
+	}
+}
+
 func (ps *pubsub) neighbourDown(nb NodeID) {
 	for i := 0; i < len(ps.list); i++ {
 		c := ps.list[i]
 		c.down = slices.DeleteFunc(c.down, func(d downstream) bool { return d.nb == nb })
 		if c.pend == nb {
-			c.pend, c.pendActive = 0, false
+			c.pend, c.pendActive, c.pendBuf = 0, false, nil
 		}
 		if c.up == nb {
-			c.up, c.upActive = 0, false
+			c.up = 0
+			ps.deactivate(c)
 			ps.tick(c)
 			if ps.chans[c.id] != c {
 				i--

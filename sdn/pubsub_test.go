@@ -275,3 +275,82 @@ func TestRendezvous(t *testing.T) {
 		}
 	}
 }
+
+// TestSubtreeMoves: when a better path to the source appears, the
+// subscriber's subtree moves to it once (after ChannelSticky), without
+// losing or repeating a packet, and the subscriber is told.
+func TestSubtreeMoves(t *testing.T) {
+	const ch = 3
+	for _, seed := range testutil.Seeds(700, 3) {
+		s := newSimNet(t, seed)
+		src, a, b, c := s.addNode(1), s.addNode(2), s.addNode(3), s.addNode(4)
+		s.connect(src.id, a.id, 10*time.Millisecond, 500*time.Microsecond, 0)
+		s.connect(a.id, b.id, 10*time.Millisecond, 500*time.Microsecond, 0)
+		s.connect(b.id, c.id, 10*time.Millisecond, 500*time.Microsecond, 0)
+		direct := s.connect(src.id, c.id, 5*time.Millisecond, 500*time.Microsecond, 0)
+		s.cut(direct, true)
+		var seqs []uint32
+		var moves []time.Time
+		s.onData = func(n *simNode, d sdn.Delivery) {
+			if n == c {
+				seqs = append(seqs, d.Seq)
+			}
+		}
+		s.onEvent = func(n *simNode, e sdn.Event) {
+			if _, ok := e.(sdn.EventMoved); ok && n == c {
+				moves = append(moves, s.sim.Now())
+			}
+		}
+		s.startAll()
+		s.sim.RunFor(3 * time.Second)
+		src.r.Publish(s.sim.Now(), ch)
+		src.drain()
+		c.r.Subscribe(s.sim.Now(), ch)
+		c.drain()
+		s.sim.RunFor(2 * time.Second)
+		if up, ok := c.r.ChannelUpstream(ch); up != b.id || !ok {
+			t.Fatalf("seed %d: upstream %d %v before the direct link", seed, up, ok)
+		}
+		var sent uint32
+		s.sim.Every(10*time.Millisecond, func(now time.Time) bool {
+			sent++
+			src.r.Send(now, ch, []byte("x"))
+			src.drain()
+			return true
+		})
+		s.sim.RunFor(time.Second)
+		s.cut(direct, false)
+		healed := s.sim.Now()
+		var routed time.Time
+		for range 400 {
+			s.sim.RunFor(100 * time.Millisecond)
+			if next, _ := c.r.Route(src.id); next == src.id && routed.IsZero() {
+				routed = s.sim.Now()
+			}
+		}
+		if routed.IsZero() {
+			t.Fatalf("seed %d: no route over the healed direct link", seed)
+		}
+		if up, ok := c.r.ChannelUpstream(ch); up != src.id || !ok {
+			t.Fatalf("seed %d: upstream %d %v after the better path appeared", seed, up, ok)
+		}
+		if len(moves) != 1 {
+			t.Fatalf("seed %d: %d moves, want 1", seed, len(moves))
+		}
+		if d := moves[0].Sub(routed); d < sdn.DefaultChannelSticky-sdn.DefaultSubRefresh {
+			t.Fatalf("seed %d: moved %v after the route changed, sooner than ChannelSticky", seed, d)
+		}
+		// Exactly once, in order, nothing lost across the move.
+		first := seqs[0]
+		for i, q := range seqs {
+			if q != first+uint32(i) {
+				t.Fatalf("seed %d: seq %d at %d (want %d): lost or repeated across the move", seed, q, i, first+uint32(i))
+			}
+		}
+		if last := seqs[len(seqs)-1]; sent-last > 5 {
+			t.Fatalf("seed %d: last seq %d of %d sent", seed, last, sent)
+		}
+		t.Logf("seed %d: healed at %v, routed direct %v later, moved %v after that", seed,
+			healed.Sub(testutil.Epoch), routed.Sub(healed), moves[0].Sub(routed))
+	}
+}

@@ -362,6 +362,11 @@ func (rt *routing) reselect(d *dest) {
 	if d.dirty {
 		rt.trigger()
 	}
+	// A much better route we may not take yet: ask for the sequence
+	// number that makes it feasible.
+	if inf, ok := rt.bestInfeasible(d); ok && float64(inf) < float64(d.metric)*(1-r.cfg.SwitchGain) {
+		rt.request(d, time.Second)
+	}
 }
 
 func (rt *routing) bestInfeasible(d *dest) (uint32, bool) {
@@ -558,8 +563,8 @@ func (rt *routing) sendTo(l *link, dirtyOnly bool) {
 		if dirtyOnly && !d.dirty || !d.key.isZone() && !inZone {
 			continue
 		}
-		if !dirtyOnly && d.next == 0 {
-			continue
+		if !dirtyOnly && d.next == 0 && !d.dirty {
+			continue // full updates carry routes, and retractions not yet sent
 		}
 		if d.key.isZone() && ZoneID(d.key) == l.peer.Zone() {
 			continue

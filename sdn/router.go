@@ -221,6 +221,7 @@ func (r *Router) HandleLinkDown(now time.Time, id LinkID) {
 		return
 	}
 	r.dropLink(l, false)
+	r.ps.routesChanged()
 }
 
 // HandleMessage hands the Router one message received on a link. data is
@@ -261,6 +262,7 @@ func (r *Router) HandleMessage(now time.Time, id LinkID, data []byte) {
 			return
 		}
 		r.rt.handleUpdate(l, &m)
+		r.ps.routesChanged()
 	case mSeqReq:
 		var m seqReq
 		if !m.decode(data) {
@@ -296,6 +298,7 @@ func (r *Router) HandleMessage(now time.Time, id LinkID, data []byte) {
 			return
 		}
 		r.kv.handleDigest(l, &m)
+		return
 	case mOwner:
 		var m ownerMsg
 		if !m.decode(data) {
@@ -303,6 +306,7 @@ func (r *Router) HandleMessage(now time.Time, id LinkID, data []byte) {
 			return
 		}
 		r.kv.handleOwner(l, &m)
+		return
 	case mHello, mHelloAck:
 		// A retransmission the peer sent before our reply reached it.
 		if !l.dialed && t == mHello {
@@ -369,6 +373,7 @@ func (r *Router) HandleTimeout(now time.Time) {
 		}
 	}
 	r.rt.timeout(now)
+	r.ps.routesChanged()
 	r.ps.timeout(now)
 	r.kv.timeout(now)
 }
