@@ -5,5 +5,3 @@ func IsHome(r *Router, ch uint64) bool {
 	_, ok := r.ps.homes[ch]
 	return ok
 }
-
-
