@@ -2,6 +2,7 @@ package quic
 
 import (
 	"context"
+	"net/netip"
 	"sync"
 	"testing"
 	"time"
@@ -25,9 +26,15 @@ func (n *node) received(ch uint64) []uint32 {
 
 func startNode(t *testing.T, id sdn.NodeID, secret string, seeds ...sdn.Addr) *node {
 	t.Helper()
+	return startNodeAt(t, netip.AddrPort{}, id, secret, seeds...)
+}
+
+func startNodeAt(t *testing.T, listen netip.AddrPort, id sdn.NodeID, secret string, seeds ...sdn.Addr) *node {
+	t.Helper()
 	n := &node{got: map[uint64][]uint32{}, done: make(chan struct{})}
 	cfg := Config{
 		Router: sdn.Config{ID: id, Secret: []byte(secret), Seeds: seeds, DialBackoffMax: time.Second},
+		Listen: listen,
 		OnData: func(dv sdn.Delivery) {
 			n.mu.Lock()
 			n.got[dv.Channel] = append(n.got[dv.Channel], dv.Seq)
@@ -79,8 +86,9 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 // TestQUICCluster runs four drivers with separate sockets on 127.0.0.1,
 // linked as two chains A–B–C and A–D–C: routes form; a channel published
 // on A reaches subscribers on B and C over QUIC datagrams; killing the
-// middle node of A's route to C reroutes and C receives again; a node with
-// the wrong secret is refused.
+// middle node of A's route to C reroutes and C receives again; the killed
+// node restarted on its address is redialled; a node with the wrong
+// secret is refused.
 func TestQUICCluster(t *testing.T) {
 	const ch = 99
 	c := startNode(t, 3, "secret")
@@ -147,6 +155,7 @@ func TestQUICCluster(t *testing.T) {
 	default:
 		t.Fatalf("A routes to C via %d", mid)
 	}
+	victimAddr := victim.d.Addr()
 	victim.d.Kill()
 	killed := time.Now()
 	before := len(c.received(ch))
@@ -156,6 +165,15 @@ func TestQUICCluster(t *testing.T) {
 	})
 	waitFor(t, 10*time.Second, "data on C again", func() bool { return len(c.received(ch)) > before+20 })
 	t.Logf("rerouted via %d and C receives again %v after killing %d", other.d.Addr().Node, time.Since(killed), mid)
+
+	// The victim restarts on the same address: A, which has it as a seed,
+	// redials (with backoff) and the link comes back.
+	back := startNodeAt(t, victimAddr.UDP, victimAddr.Node, "secret", c.d.Addr())
+	waitFor(t, 15*time.Second, "redial of the restarted node", func() bool {
+		next, ok := a.route(victimAddr.Node)
+		return ok && next == victimAddr.Node
+	})
+	_ = back
 
 	// A node with the wrong secret is refused.
 	e := startNode(t, 5, "wrong", a.d.Addr())
