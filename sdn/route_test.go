@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/sansrtc/sfu/internal/testutil"
+	"github.com/sansrtc/sfu/sdn"
 )
 
 // TestRoutingConverges: 100 nodes over 3 zones; within 30 virtual seconds
@@ -219,5 +220,65 @@ func TestRoutingReconverges(t *testing.T) {
 		if s.loopErr != nil {
 			t.Fatalf("seed %d: %v", seed, s.loopErr)
 		}
+	}
+}
+
+// TestRouteHysteresis: two paths whose costs cross back and forth by
+// less than SwitchGain (one link's RTT toggles between 5 and 8ms every
+// 4s, enough to republish its cost) do not make the route flap; with the hysteresis turned off the same scenario
+// switches on every toggle (so the test can tell).
+func TestRouteHysteresis(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		tune     func(*sdn.Config)
+		min, max int
+	}{
+		{"default", nil, 0, 1},
+		{"off", func(c *sdn.Config) { c.SwitchGain, c.Sticky = 1e-9, time.Nanosecond }, 5, 1000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, seed := range testutil.Seeds(800, 3) {
+				s := newSimNet(t, seed)
+				s.tune = tc.tune
+				// Path A-B-D costs 38.5ms; A-C-D 37 or 40ms as the C-D link's
+				// RTT toggles between 5 and 8ms (each link adds 1ms).
+				a, b, c, d := s.addNode(1), s.addNode(2), s.addNode(3), s.addNode(4)
+				s.connect(a.id, b.id, 9*time.Millisecond, 0, 0)
+				s.connect(b.id, d.id, 9250*time.Microsecond, 0, 0)
+				s.connect(a.id, c.id, 15*time.Millisecond, 0, 0)
+				cd := s.connect(c.id, d.id, 2500*time.Microsecond, 0, 0)
+				s.checkLoops = true
+				s.startAll()
+				s.sim.Every(4*time.Second, func(time.Time) bool {
+					if cd.ab.Latency == 2500*time.Microsecond {
+						cd.ab.Latency, cd.ba.Latency = 4*time.Millisecond, 4*time.Millisecond
+					} else {
+						cd.ab.Latency, cd.ba.Latency = 2500*time.Microsecond, 2500*time.Microsecond
+					}
+					return true
+				})
+				s.sim.RunFor(10 * time.Second)
+				prev, _ := a.r.Route(d.id)
+				changes := 0
+				for range 500 {
+					s.sim.RunFor(100 * time.Millisecond)
+					next, ok := a.r.Route(d.id)
+					if !ok {
+						t.Fatalf("seed %d: no route", seed)
+					}
+					if next != prev {
+						changes++
+						prev = next
+					}
+				}
+				t.Logf("seed %d: %d route changes in 50s", seed, changes)
+				if changes < tc.min || changes > tc.max {
+					t.Fatalf("seed %d: %d route changes in 50s, want %d..%d", seed, changes, tc.min, tc.max)
+				}
+				if s.loopErr != nil {
+					t.Fatal(s.loopErr)
+				}
+			}
+		})
 	}
 }
