@@ -156,12 +156,18 @@
 // and the max of the maximums; the source sees EventFeedback.
 //
 // When the upstream's link dies the node rejoins at once along its
-// current best route. When a better route has differed from the upstream
-// for ChannelSticky (5 s) the subtree moves, make-before-break: the new
-// upstream is subscribed while the old one still feeds, and takes over
-// when its stream continues or repeats the old one (so nothing is lost),
-// or after a second. Local subscribers and the subtree get EventMoved
-// (the media layer asks for a keyframe). When the source has had no route
+// current best route, and tells its subtree that its path is broken (an
+// inactive ack), so that nodes below whose own best route now differs
+// leave at once too; a node whose upstream is inactive re-evaluates
+// whenever its routes change. When a better route has differed from the
+// upstream for ChannelSticky (5 s) the subtree moves, make-before-break:
+// the new upstream is subscribed while the old one still feeds, and takes
+// over when its stream continues or repeats the old one; if the new path
+// is faster, its packets are held back (up to 256) until the old stream
+// catches up with them, so a move loses and reorders nothing (after a
+// second, or with the buffer full, it takes over anyway). Local
+// subscribers and the subtree get EventMoved (the media layer asks for a
+// keyframe). When the source has had no route
 // for EndGrace (2 s) at some relay (inside the source's zone, where
 // routes name nodes), or unpublishes, the channel ends everywhere below
 // (EventChannelEnded).

@@ -1,10 +1,12 @@
 package sdn
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/binary"
 	"hash"
+	"log/slog"
 	"math/rand/v2"
 	"slices"
 	"time"
@@ -363,6 +365,7 @@ func (r *Router) HandleTimeout(now time.Time) {
 			r.sendCtl(l, a.append(r.out))
 		}
 		if now.Sub(l.lastRecv) >= r.cfg.DeadAfter {
+			r.debug("sdn: link silent, dead", slog.Uint64("peer", uint64(l.peer)))
 			r.stats.LinksDead++
 			r.dropLink(l, true)
 			i--
@@ -480,6 +483,16 @@ func (r *Router) begin(now time.Time) {
 
 func (r *Router) events(e Event) { r.ev = append(r.ev, e) }
 
+// logCtx is only for slog's signature: the Router has no context.
+var logCtx = context.Background()
+
+// debug logs rare lifecycle events when the logger wants them.
+func (r *Router) debug(msg string, attrs ...slog.Attr) {
+	if r.cfg.Logger.Enabled(logCtx, slog.LevelDebug) {
+		r.cfg.Logger.LogAttrs(logCtx, slog.LevelDebug, msg, append(attrs, slog.Uint64("node", uint64(r.id)))...)
+	}
+}
+
 // sendCtl queues the message that was just appended at the end of r.out
 // (b is r.out extended by it).
 func (r *Router) sendCtl(l *link, b []byte) {
@@ -593,6 +606,7 @@ func (r *Router) handshake(l *link, t msgType, data []byte) {
 }
 
 func (r *Router) refuse(l *link) {
+	r.debug("sdn: handshake refused", slog.Uint64("link", uint64(l.id)), slog.Uint64("peer", uint64(l.peer)))
 	r.stats.AuthFailures++
 	r.dropLink(l, true)
 }
@@ -635,6 +649,7 @@ func (r *Router) authenticated(l *link) {
 		s.backoff = r.cfg.DialBackoffMin
 		s.dialAt = time.Time{}
 	}
+	r.debug("sdn: neighbour up", slog.Uint64("peer", uint64(l.peer)), slog.Uint64("link", uint64(l.id)))
 	r.events(EventNeighbourUp{Node: l.peer, Link: l.id})
 	r.sendPing(l)
 	r.rt.neighbourUp(l)
@@ -655,6 +670,7 @@ func (r *Router) dropLink(l *link, close bool) {
 	if l.state == hsDone && r.nbrs[l.peer] == l {
 		delete(r.nbrs, l.peer)
 		r.linkV++
+		r.debug("sdn: neighbour down", slog.Uint64("peer", uint64(l.peer)), slog.Uint64("link", uint64(l.id)))
 		r.events(EventNeighbourDown{Node: l.peer})
 		r.rt.neighbourDown(l.peer)
 		r.ps.neighbourDown(l.peer)
