@@ -417,14 +417,15 @@ func (d *Driver) attach(conn *quicgo.Conn, stream *quicgo.Stream, info sdn.LinkI
 func (d *Driver) down(l *qlink) {
 	l.stop()
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.links[l.id] != l || d.closed {
-		return
+	if d.links[l.id] == l && !d.closed {
+		delete(d.links, l.id)
+		now := time.Now()
+		d.r.HandleLinkDown(now, l.id)
+		d.drainLocked(now)
 	}
-	delete(d.links, l.id)
-	now := time.Now()
-	d.r.HandleLinkDown(now, l.id)
-	d.drainLocked(now)
+	d.mu.Unlock()
+	// CloseWithError waits for the connection to wind down: not under
+	// the mutex.
 	_ = l.conn.CloseWithError(0, "")
 }
 
