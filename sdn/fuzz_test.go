@@ -146,6 +146,51 @@ func pair(tb testing.TB) (a, b *Router) {
 	return a, b
 }
 
+// FuzzRouterSequence feeds a sequence of messages (each prefixed by a
+// length byte) to a Router that publishes, subscribes and holds map
+// entries, with timeouts in between, so stateful paths are explored:
+// nothing panics and the Router keeps answering.
+func FuzzRouterSequence(f *testing.F) {
+	seq := func(msgs ...[]byte) []byte {
+		var b []byte
+		for _, m := range msgs {
+			b = append(b, byte(len(m)))
+			b = append(b, m...)
+		}
+		return b
+	}
+	f.Add(seq((&chanMsg{t: mSub, ch: 1, source: 2}).append(nil), append(appendDataHdr(nil, 1, 5), 9)))
+	f.Add(seq((&chanMsg{t: mSubAck, ch: 2, flag: true, path: []byte{0, 0, 0, 1}}).append(nil), (&chanMsg{t: mEnd, ch: 2}).append(nil)))
+	f.Add(seq(appendOwnerEnt(appendOwnerHdr(nil, digestEnt{owner: 1, version: 9}, 1), "m", "k", nil), []byte{byte(mDigest), 0, 0}))
+	f.Add(seq((&rdv{src: 1, ttl: 2, kind: rdvReply, ch: 2, source: 1}).append(nil), (&seqReq{key: nodeKey(2), seqno: 5, hops: 1}).append(nil)))
+	f.Fuzz(func(t *testing.T, p []byte) {
+		_, b := pair(t)
+		now := epoch.Add(time.Millisecond)
+		_ = b.Publish(now, 1)
+		_ = b.Subscribe(now, 2)
+		_ = b.MapSet(now, "m", "k", []byte("v"))
+		b.SubscribeMap(now, "m")
+		for len(p) > 0 {
+			n := min(int(p[0]), len(p)-1)
+			msg := p[1 : 1+n]
+			p = p[1+n:]
+			now = now.Add(50 * time.Millisecond)
+			b.HandleMessage(now, 1, msg)
+			_ = b.Send(now, 1, msg)
+			b.HandleTimeout(now)
+			for _, ok := b.PollTransmit(); ok; _, ok = b.PollTransmit() {
+			}
+			for _, ok := b.PollData(); ok; _, ok = b.PollData() {
+			}
+			for _, ok := b.PollEvent(); ok; _, ok = b.PollEvent() {
+			}
+		}
+		if _, ok := b.PollTimeout(); !ok {
+			t.Fatal("no timeout")
+		}
+	})
+}
+
 // FuzzRouter feeds arbitrary messages to a Router on an authenticated and
 // on an unauthenticated link: it never panics, and every message that
 // does not decode is counted as malformed (or unauthenticated).
