@@ -553,8 +553,10 @@ func sdpAttr(sdp, name string) string {
 func TestPionViewerFollowsPublishers(t *testing.T) {
 	srv := startServer(t, sfu.Config{})
 	api := pionAPI(t, pion.NetworkTypeUDP4)
-	r := rand.New(rand.NewPCG(9, 10))
+	// Each publisher has its own Rand: publish serializes one publisher's
+	// sources, not several publishers'.
 	source := func(name string) pubTrack {
+		r := rand.New(rand.NewPCG(9, uint64(testutil.TagOf(name))))
 		return pubTrack{pion.MimeTypeVP8, testutil.NewVP8Source(r, testutil.VP8Config{SSRC: 1, Tag: testutil.TagOf(name), FPS: 30, BitrateBps: 300_000})}
 	}
 	// The viewer comes first, into an empty room.
