@@ -415,7 +415,10 @@ func (e *Endpoint) bindSSRC(p *track.Packet) int {
 	if ext.RID != 0 {
 		rid = p.Extension(ext.RID)
 	}
-	match := -1
+	// Find the one track (and encoding) the packet can belong to, then bind
+	// it: binding before knowing the match is unique would let the first
+	// packet of an ambiguous SSRC decide for all the later ones.
+	matchTrack, matchEnc := -1, -1
 	for ri := range e.remotes {
 		r := &e.remotes[ri]
 		if mid != nil && r.opts.MID != string(mid) {
@@ -440,21 +443,22 @@ func (e *Endpoint) bindSSRC(p *track.Packet) int {
 		if enc < 0 {
 			continue
 		}
-		if match >= 0 && mid == nil && rid == nil {
+		if matchTrack >= 0 {
 			return -1 // ambiguous: two tracks could take it
 		}
-		match = len(e.ssrcs)
-		r.rt.BindSSRC(enc, p.SSRC)
-		e.ssrcs = append(e.ssrcs, ssrcEntry{ssrc: p.SSRC, rt: r.rt, enc: enc})
-		if mid != nil || rid != nil {
-			break
+		matchTrack, matchEnc = ri, enc
+		if mid != nil {
+			break // MIDs are unique
 		}
 	}
-	if match < 0 {
+	if matchTrack < 0 {
 		return -1
 	}
-	e.last = match
-	return match
+	rt := e.remotes[matchTrack].rt
+	rt.BindSSRC(matchEnc, p.SSRC)
+	e.ssrcs = append(e.ssrcs, ssrcEntry{ssrc: p.SSRC, rt: rt, enc: matchEnc})
+	e.last = len(e.ssrcs) - 1
+	return e.last
 }
 
 // HandleRTCP takes one decrypted compound RTCP packet from the peer:

@@ -1,6 +1,9 @@
 package track
 
-import "time"
+import (
+	"math"
+	"time"
+)
 
 // Default sizes of a LocalTrack (see LocalConfig).
 const (
@@ -68,9 +71,11 @@ type LocalStats struct {
 	// DroppedWaiting packets dropped while waiting for a keyframe or paused;
 	// DroppedLate late packets whose place could not be kept.
 	DroppedLayer, DroppedWaiting, DroppedLate uint64
-	Switches                                  uint64 // encoding or source switches
-	NACKs, Retransmits, NACKMisses            uint64
-	PLIs                                      uint64 // keyframe requests from the subscriber
+	// DroppedPadding counts padding-only packets (bandwidth probes).
+	DroppedPadding                 uint64
+	Switches                       uint64 // encoding or source switches
+	NACKs, Retransmits, NACKMisses uint64
+	PLIs                           uint64 // keyframe requests from the subscriber
 }
 
 // LocalTrack is one subscription: the machine that decides, packet by
@@ -136,7 +141,9 @@ type fwdEntry struct {
 type resEntry struct {
 	srcExt uint64
 	epoch  uint32
+	pidOff int32
 	outSeq uint16
+	tl0Off uint8
 	valid  bool
 }
 
@@ -242,8 +249,8 @@ func (l *LocalTrack) SetPaused(now time.Time, paused bool) {
 // SetTargetLayers selects the simulcast encoding (spatial, clamped to what
 // the source has) and the highest temporal layer (-1: all). A new encoding
 // is switched to on its next keyframe, which is requested; until then the
-// current one keeps flowing. A lower temporal layer applies at once, a
-// higher one at its next switching point.
+// current one keeps flowing. A lower temporal layer applies at the next
+// frame start, a higher one at its next switching point.
 func (l *LocalTrack) SetTargetLayers(now time.Time, spatial int, temporal int8) {
 	if spatial < 0 {
 		spatial = 0
@@ -255,13 +262,9 @@ func (l *LocalTrack) SetTargetLayers(now time.Time, spatial int, temporal int8) 
 	if temporal < 0 {
 		temporal = -1
 	}
-	switch {
-	case temporal == l.maxTemporal:
-		l.pendTemporal = temporal
-	case temporal >= 0 && (l.maxTemporal < 0 || temporal < l.maxTemporal):
-		l.maxTemporal, l.pendTemporal = temporal, temporal
-	default:
-		l.pendTemporal = temporal
+	l.pendTemporal = temporal
+	if !l.started || l.needKey {
+		l.maxTemporal = temporal // nothing is flowing: no frame to cut
 	}
 }
 
@@ -314,18 +317,26 @@ func (l *LocalTrack) Forward(now time.Time, p *Packet, out *Output) bool {
 		}
 		l.switchTo(now, p)
 	}
-	if l.pendTemporal != l.maxTemporal && p.Meta.Temporal <= l.pendTemporal &&
-		(p.Meta.LayerSync || p.Meta.Keyframe || p.Meta.Temporal <= 0) {
-		l.maxTemporal = l.pendTemporal
+	if l.pendTemporal != l.maxTemporal {
+		l.applyTemporal(p)
 	}
 	ext := p.ExtSeq
+	pidOff, tl0Off := l.pidOff, l.tl0Off
+	inOrder := ext > l.highest
 	var outSeq uint16
-	if ext > l.highest {
+	if inOrder {
 		for s := l.highest + 1; s < ext && s-l.highest <= gapReserveMax; s++ {
 			r := &l.reserve[s&uint64(len(l.reserve)-1)]
-			*r = resEntry{srcExt: s, epoch: l.epoch, outSeq: uint16(s) + l.seqOff, valid: true}
+			*r = resEntry{srcExt: s, epoch: l.epoch, outSeq: uint16(s) + l.seqOff, pidOff: l.pidOff, tl0Off: l.tl0Off, valid: true}
 		}
 		l.highest = ext
+		if len(p.Payload) == 0 {
+			// Padding only (a publisher probing bandwidth): nothing for the
+			// subscriber, and no gap either.
+			l.seqOff--
+			l.stats.DroppedPadding++
+			return false
+		}
 		if l.maxTemporal >= 0 && p.Meta.Temporal > l.maxTemporal {
 			// Close the gap this packet leaves, and the picture-id gap its
 			// frame leaves, so the subscriber sees no loss.
@@ -345,15 +356,23 @@ func (l *LocalTrack) Forward(now time.Time, p *Packet, out *Output) bool {
 			return false
 		}
 		r.valid = false
+		if len(p.Payload) == 0 || (l.maxTemporal >= 0 && p.Meta.Temporal > l.maxTemporal) {
+			// Its frame's picture id was given away when the frame was
+			// dropped: forwarding it now would repeat one. Its sequence
+			// number stays a hole, which a NACK cannot fill.
+			l.stats.DroppedLate++
+			return false
+		}
 		outSeq = r.outSeq
+		pidOff, tl0Off = r.pidOff, r.tl0Off // the offsets of its own time
 	}
 	t := out.push()
 	l.fill(t, p, outSeq, p.Timestamp+l.tsOff)
 	if p.Meta.PictureID >= 0 {
-		t.PictureID = l.rewritePID(p.Meta.PictureID, p.Meta.PictureIDBits)
+		t.PictureID = rewritePID(p.Meta.PictureID+pidOff, p.Meta.PictureIDBits)
 	}
 	if p.Meta.TL0PICIDX >= 0 {
-		t.TL0PICIDX = int16(uint8(p.Meta.TL0PICIDX) + l.tl0Off)
+		t.TL0PICIDX = int16(uint8(p.Meta.TL0PICIDX) + tl0Off)
 	}
 	f := &l.fwd[outSeq&uint16(len(l.fwd)-1)]
 	*f = fwdEntry{srcExt: ext, outTS: t.Timestamp, pid: t.PictureID, gen: l.gen, outSeq: outSeq,
@@ -364,11 +383,13 @@ func (l *LocalTrack) Forward(now time.Time, p *Packet, out *Output) bool {
 	if int32(t.Timestamp-l.lastTS) > 0 || !l.started {
 		l.lastTS = t.Timestamp
 	}
-	if t.PictureID >= 0 {
-		l.lastPID = t.PictureID
-	}
-	if t.TL0PICIDX >= 0 {
-		l.lastTL0 = t.TL0PICIDX
+	if inOrder { // a late packet must not move the picture ids back
+		if t.PictureID >= 0 {
+			l.lastPID = t.PictureID
+		}
+		if t.TL0PICIDX >= 0 {
+			l.lastTL0 = t.TL0PICIDX
+		}
 	}
 	l.started = true
 	l.lastAt = now
@@ -404,11 +425,34 @@ func (l *LocalTrack) fill(t *Transmit, p *Packet, seq uint16, ts uint32) {
 	}
 }
 
-func (l *LocalTrack) rewritePID(pid int32, bits uint8) int32 {
+// rewritePID wraps a shifted picture id to its field width.
+func rewritePID(pid int32, bits uint8) int32 {
 	if bits == 7 {
-		return (pid + l.pidOff) & 0x7f
+		return pid & 0x7f
 	}
-	return (pid + l.pidOff) & 0x7fff
+	return pid & 0x7fff
+}
+
+// applyTemporal moves maxTemporal towards what was asked at a point where
+// the stream allows it: down at the start of a frame (never cutting one),
+// up where the higher layer can be decoded from (a layer-sync packet, a
+// keyframe, or a base-layer frame).
+func (l *LocalTrack) applyTemporal(p *Packet) {
+	pend, cur := l.pendTemporal, l.maxTemporal
+	if pend < 0 {
+		pend = math.MaxInt8
+	}
+	if cur < 0 {
+		cur = math.MaxInt8
+	}
+	switch {
+	case pend < cur:
+		if p.Meta.StartOfFrame || p.Meta.Keyframe {
+			l.maxTemporal = l.pendTemporal
+		}
+	case p.Meta.Temporal <= pend && (p.Meta.LayerSync || p.Meta.Keyframe || p.Meta.Temporal <= 0):
+		l.maxTemporal = l.pendTemporal
+	}
 }
 
 // switchTo starts forwarding from keyframe p: the offsets are chosen so

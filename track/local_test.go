@@ -515,3 +515,52 @@ func TestLocalFollowsActiveEncodings(t *testing.T) {
 		t.Fatalf("switches %d", s.Switches)
 	}
 }
+
+// TestLocalPaddingLeavesNoGap: a publisher's padding-only packets (bandwidth
+// probes) take sequence numbers; subscribers get no packet and no gap.
+func TestLocalPaddingLeavesNoGap(t *testing.T) {
+	r := newRig(t)
+	r.lt.SetSource(t0, r.rt)
+	a := r.in(t0, 0, vp8{ssrc: 100, seq: 1, ts: 0, pid: 1, key: true})
+	pad := []byte{0xa0, 96, 0, 2, 0, 0, 0, 0, 0, 0, 0, 100, 0, 0, 0, 4} // P bit, 4 bytes of padding
+	var p track.Packet
+	if err := p.Unmarshal(pad); err != nil || len(p.Payload) != 0 {
+		t.Fatalf("padding packet: %v, payload %d", err, len(p.Payload))
+	}
+	stored, err := r.rt.HandleRTP(t0, &p, 0)
+	if err != nil {
+		t.Fatalf("padding refused: %v", err)
+	}
+	if r.lt.Forward(t0, stored, &r.out) {
+		t.Fatal("padding forwarded")
+	}
+	b := r.in(t0, 0, vp8{ssrc: 100, seq: 3, ts: 3000, pid: 2})
+	if len(b) != 1 || b[0].SequenceNumber != a[0].SequenceNumber+1 {
+		t.Fatalf("after padding: %+v", b)
+	}
+	if s := r.rt.Stats(); s.Padding != 1 || s.Malformed != 0 {
+		t.Fatalf("remote stats %+v", s)
+	}
+}
+
+// TestRemoteKeyframeRequestWaitsForSSRC: a request made before a RID
+// encoding's SSRC is known goes out with its first packet, not a retry
+// interval later.
+func TestRemoteKeyframeRequestWaitsForSSRC(t *testing.T) {
+	var out track.Output
+	rt := track.NewRemoteTrack(track.RemoteConfig{Info: track.Info{Codec: track.CodecVP8}, Encodings: []track.Encoding{{RID: "q"}}}, &out)
+	rt.RequestKeyframe(t0, 0)
+	if _, ok := out.PollFeedback(); ok {
+		t.Fatal("request sent without an SSRC")
+	}
+	rt.BindSSRC(0, 77)
+	var p track.Packet
+	_ = p.Unmarshal(vp8{ssrc: 77, seq: 1, pid: 1}.bytes())
+	if _, err := rt.HandleRTP(t0.Add(10*time.Millisecond), &p, 0); err != nil {
+		t.Fatal(err)
+	}
+	f, ok := out.PollFeedback()
+	if !ok || f.SSRC != 77 {
+		t.Fatalf("no request with the first packet: %+v %v", f, ok)
+	}
+}

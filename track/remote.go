@@ -77,6 +77,8 @@ type RemoteStats struct {
 	// packets too old or for an unknown encoding, wrong payload type.
 	Malformed, Duplicates, TooOld, UnknownEncoding, WrongPayloadType uint64
 	KeyframeRequests                                                 uint64 // sent upstream
+	// Padding counts padding-only packets (bandwidth probes).
+	Padding uint64
 }
 
 // RemoteTrack is one track published into the node: the machine that
@@ -102,6 +104,7 @@ type remoteEncoding struct {
 	lastArrival time.Time
 
 	kfWanted    bool      // a keyframe request is outstanding
+	kfUnsent    bool      // it could not be sent: the SSRC was unknown
 	kfNext      time.Time // when the next request may be (re)sent
 	kfLastSent  time.Time
 	lastKeyAt   time.Time
@@ -259,7 +262,12 @@ func (t *RemoteTrack) HandleRTP(now time.Time, p *Packet, enc int) (*Packet, err
 			}
 		}
 	}
-	if err := p.ParseMeta(t.cfg.Info.Codec); err != nil {
+	if len(p.Payload) == 0 {
+		// Padding only: no media, but it takes a sequence number, which
+		// subscribers must see closed rather than lost.
+		p.Meta = Meta{Spatial: -1, Temporal: -1, PictureID: -1, TL0PICIDX: -1}
+		t.stats.Padding++
+	} else if err := p.ParseMeta(t.cfg.Info.Codec); err != nil {
 		t.stats.Malformed++
 		return nil, err
 	}
@@ -280,6 +288,9 @@ func (t *RemoteTrack) HandleRTP(now time.Time, p *Packet, enc int) (*Packet, err
 		e.started = true
 	}
 	e.lastArrival = now
+	if e.kfUnsent && e.kfWanted { // the SSRC is known now: ask at once
+		t.sendKeyframeRequest(now, enc)
+	}
 	t.stats.Packets++
 	t.stats.Bytes += uint64(len(p.Payload))
 	e.rateBytes += uint64(len(p.Payload))
@@ -321,11 +332,14 @@ func (t *RemoteTrack) RequestKeyframe(now time.Time, enc int) {
 
 func (t *RemoteTrack) sendKeyframeRequest(now time.Time, enc int) {
 	e := &t.encs[enc]
-	e.kfLastSent = now
-	e.kfNext = now.Add(t.cfg.KeyframeRetry)
-	if e.SSRC == 0 { // not yet known: the retry sends it once it is
+	if e.SSRC == 0 { // not yet known: sent with the encoding's first packet
+		e.kfUnsent = true
+		e.kfNext = now.Add(t.cfg.KeyframeRetry)
 		return
 	}
+	e.kfUnsent = false
+	e.kfLastSent = now
+	e.kfNext = now.Add(t.cfg.KeyframeRetry)
 	t.stats.KeyframeRequests++
 	e.firSeq++
 	if t.out != nil {
