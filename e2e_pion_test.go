@@ -488,6 +488,18 @@ func TestPionICERestart(t *testing.T) {
 	v := view(t, srv, api, "room", "viewer")
 	waitFor(t, 10*time.Second, "frames before the restart", func() bool { return v.stats(vtag).Frames >= 10 })
 
+	// Trickle fragments carry the current credentials (RFC 8840; RFC 9725
+	// section 4.3.1's example): that is no restart, so 204 and no body.
+	local := pub.pc.LocalDescription().SDP
+	cand := "\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\na=candidate:1 1 udp 1 127.0.0.1 9 typ host\r\n"
+	curUfrag, curPwd := sdpAttr(local, "ice-ufrag"), sdpAttr(local, "ice-pwd")
+	if code, body := patch(t, pub.location, "a=ice-ufrag:"+curUfrag+"\r\na=ice-pwd:"+curPwd+cand); code != http.StatusNoContent || body != "" {
+		t.Fatalf("trickle with the current credentials: %d %q, want 204 (no restart)", code, body)
+	}
+	if code, _ := patch(t, pub.location, "a=ice-ufrag:"+curUfrag+"\r\na=ice-pwd:"+curPwd+"x"+cand); code != http.StatusBadRequest {
+		t.Fatalf("same ufrag, other password: %d, want 400", code)
+	}
+
 	offer, err := pub.pc.CreateOffer(&pion.OfferOptions{ICERestart: true})
 	if err != nil {
 		t.Fatal(err)
@@ -523,17 +535,31 @@ func TestPionICERestart(t *testing.T) {
 	if err := v.err(); err != nil {
 		t.Fatal(err)
 	}
-	// A trickle-only PATCH is accepted with 204.
-	req, _ = http.NewRequest(http.MethodPatch, pub.location, strings.NewReader("a=candidate:1 1 udp 1 127.0.0.1 9 typ host\r\n"))
+	// A trickle-only PATCH is accepted with 204, and so is one with the
+	// credentials of the restart.
+	if code, _ := patch(t, pub.location, "a=candidate:1 1 udp 1 127.0.0.1 9 typ host\r\n"); code != http.StatusNoContent {
+		t.Fatalf("trickle PATCH: %d", code)
+	}
+	if code, body := patch(t, pub.location, "a=ice-ufrag:"+ufrag+"\r\na=ice-pwd:"+pwd+cand); code != http.StatusNoContent {
+		t.Fatalf("trickle with the restarted credentials: %d %q, want 204", code, body)
+	}
+	if err := v.err(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// patch sends a trickle-ice-sdpfrag PATCH and returns status and body.
+func patch(t *testing.T, location, frag string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPatch, location, strings.NewReader(frag))
 	req.Header.Set("Content-Type", "application/trickle-ice-sdpfrag")
-	resp, err = http.DefaultClient.Do(req)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusNoContent {
-		t.Fatalf("trickle PATCH: %d", resp.StatusCode)
-	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
 }
 
 // sdpAttr returns the first value of a=name: in an SDP or fragment.

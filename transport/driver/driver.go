@@ -123,7 +123,10 @@ type peer struct {
 	sess   *webrtc.Session
 	ufrag  string
 	ufrags []string // every local ufrag registered (restarts add one)
-	slots  []slot
+	// remoteUfrag and remotePwd are the peer's current ICE credentials:
+	// a PATCH that carries them is trickle, one with new ones a restart.
+	remoteUfrag, remotePwd string
+	slots                  []slot
 	// twcc records a publisher's transport-wide sequence numbers and
 	// builds the feedback its congestion controller needs (nil when
 	// transport-cc was not negotiated). twccExt is the extension id.
@@ -483,7 +486,8 @@ func (d *Driver) Offer(ctx context.Context, req whip.Request) (whip.Answer, erro
 		return whip.Answer{}, fmt.Errorf("%w: %d sessions", whip.ErrOverloaded, len(d.peers))
 	}
 	now := time.Now()
-	p := &peer{id: whip.NewSessionID(), role: req.Role, room: req.Room, peerID: req.PeerID, ufrag: ufrag, ufrags: []string{ufrag}}
+	p := &peer{id: whip.NewSessionID(), role: req.Role, room: req.Room, peerID: req.PeerID, ufrag: ufrag, ufrags: []string{ufrag},
+		remoteUfrag: neg.RemoteUfrag, remotePwd: neg.RemotePwd}
 	h, err := d.node.CreateEndpoint(now, core.EndpointConfig{PeerID: req.PeerID, Extensions: extensions(neg)})
 	if err != nil {
 		return whip.Answer{}, err
@@ -812,7 +816,16 @@ func (d *Driver) Patch(ctx context.Context, role whip.Role, room, id, fragment s
 		return "", whip.ErrNotFound
 	}
 	if frag.Ufrag == "" && frag.Pwd == "" {
-		return "", nil // trickle
+		return "", nil // trickle without credentials
+	}
+	if frag.Ufrag == p.remoteUfrag {
+		// Trickle with the current credentials (RFC 8840 fragments carry
+		// them): ICE-lite takes no remote candidates, so nothing to do.
+		// The same ufrag with another password is no valid restart.
+		if frag.Pwd != "" && frag.Pwd != p.remotePwd {
+			return "", fmt.Errorf("%w: ice-pwd changed without ice-ufrag", whip.ErrMalformed)
+		}
+		return "", nil
 	}
 	if frag.Ufrag == "" || frag.Pwd == "" {
 		return "", fmt.Errorf("%w: an ICE restart needs both ice-ufrag and ice-pwd", whip.ErrMalformed)
@@ -829,6 +842,7 @@ func (d *Driver) Patch(ctx context.Context, role whip.Role, room, id, fragment s
 	d.mux.Register(ufrag, p.sess)
 	p.ufrag = ufrag
 	p.ufrags = append(p.ufrags, ufrag)
+	p.remoteUfrag, p.remotePwd = frag.Ufrag, frag.Pwd
 	return webrtc.AnswerFragment(ufrag, pwd, d.candidates()), nil
 }
 
