@@ -311,6 +311,17 @@ func (c *Cluster) Publish(now time.Time, roomName string, h uint64, rt *track.Re
 		r.channels = append(r.channels, ch)
 	} else {
 		c.removeGone(ch)
+		if ch.info.Codec != info.Codec || ch.info.Kind != info.Kind {
+			// Back under the same name with another codec: the waiting
+			// subscriptions were negotiated for the old one, so they end
+			// (their members learn of the new track below and may
+			// subscribe again) instead of resuming into payloads their
+			// peers cannot decode.
+			for _, s := range ch.subs {
+				c.notify(Notice{To: s.h, Kind: NoticeSubscriptionEnded, Room: roomName, Info: ch.info, Local: s.lt})
+			}
+			ch.subs = nil
+		}
 	}
 	ch.src, ch.info, ch.goneAt = rt, info, time.Time{}
 	c.byTrack[rt] = ch

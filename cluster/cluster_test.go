@@ -147,3 +147,54 @@ func TestDeliverFansOutWithoutAllocating(t *testing.T) {
 		t.Fatalf("Deliver allocates %v per packet", allocs)
 	}
 }
+
+// A track that comes back under its name with another codec does not
+// resume the waiting subscriptions, which were negotiated for the old one:
+// they end, and their members hear of the new track.
+func TestReturnWithAnotherCodecEndsSubscriptions(t *testing.T) {
+	var out track.Output
+	c := cluster.New(cluster.Config{SourceGrace: 5 * time.Second})
+	_ = c.Join(t0, "r", 1, "alice")
+	_ = c.Join(t0, "r", 2, "bob")
+	newCam := func(codec track.Codec) *track.RemoteTrack {
+		return track.NewRemoteTrack(track.RemoteConfig{Info: track.Info{Peer: "alice", Name: "cam", Codec: codec},
+			Encodings: []track.Encoding{{SSRC: 1}}}, &out)
+	}
+	vp8 := newCam(track.CodecVP8)
+	if err := c.Publish(t0, "r", 1, vp8); err != nil {
+		t.Fatal(err)
+	}
+	lt := track.NewLocalTrack(track.LocalConfig{SSRC: 9, Kind: track.KindVideo})
+	if err := c.Subscribe(t0, "r", 2, cluster.TrackKey{Peer: "alice", Track: "cam"}, lt); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.Unpublish(t0, vp8)
+	notices(c)
+	h264 := newCam(track.CodecH264)
+	if err := c.Publish(t0.Add(time.Second), "r", 1, h264); err != nil {
+		t.Fatal(err)
+	}
+	if lt.Source() != nil || c.Subscribers(h264) != 0 {
+		t.Fatal("a VP8 subscription resumed on H264")
+	}
+	ns := notices(c)
+	if len(ns) != 2 || ns[0].Kind != cluster.NoticeSubscriptionEnded || ns[0].To != 2 || ns[0].Local != lt ||
+		ns[1].Kind != cluster.NoticeTrackPublished || ns[1].To != 2 || ns[1].Info.Codec != track.CodecH264 {
+		t.Fatalf("notices %+v", ns)
+	}
+	if _, ok := c.PollTimeout(); ok {
+		t.Fatal("a grace timer is left for the ended subscriptions")
+	}
+	// Bob subscribes again, now to H264.
+	lt2 := track.NewLocalTrack(track.LocalConfig{SSRC: 10, Kind: track.KindVideo})
+	if err := c.Subscribe(t0.Add(time.Second), "r", 2, cluster.TrackKey{Peer: "alice", Track: "cam"}, lt2); err != nil || lt2.Source() != h264 {
+		t.Fatalf("resubscribe: %v", err)
+	}
+	_ = c.Unsubscribe(t0, "r", cluster.TrackKey{Peer: "alice", Track: "cam"}, lt2)
+	_ = c.Unpublish(t0, h264)
+	_ = c.Leave(t0, "r", 1)
+	_ = c.Leave(t0, "r", 2)
+	if n := c.Counts(); n != (cluster.Counts{}) {
+		t.Fatalf("counts %+v", n)
+	}
+}
