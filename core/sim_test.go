@@ -1,10 +1,12 @@
 package core
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 	"time"
 
+	"github.com/sansrtc/sfu/cluster"
 	"github.com/sansrtc/sfu/endpoint"
 	"github.com/sansrtc/sfu/internal/testutil"
 	"github.com/sansrtc/sfu/track"
@@ -390,6 +392,50 @@ func TestSimSwitchSubscription(t *testing.T) {
 				t.Fatalf("viewer saw %d SSRCs, want 1", n)
 			}
 			w.check(v)
+		})
+	}
+}
+
+// TestSimFixedSSRCContinuesAfterEnd: a fixed-SSRC subscription (a WHEP
+// media section) ends when its publisher stays away past the grace; when
+// the section is filled again on the same SSRC, the viewer's stream goes on
+// with continuous numbering, not a second stream that reuses the SSRC.
+func TestSimFixedSSRCContinuesAfterEnd(t *testing.T) {
+	for _, seed := range testutil.Seeds(600, 3) {
+		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
+			w := newWorld(t, seed, Config{})
+			v := w.join("viewer", "room", false)
+			const ssrc = 0x5eed
+			for round := 0; round < 3; round++ {
+				id := fmt.Sprint("pub", round)
+				tag := testutil.TagOf("room", id, "cam")
+				v.checker.Allow(tag)
+				p := w.join(id, "room", false)
+				w.publish(p, "cam", track.CodecVP8, []uint32{1000}, vp8Source(w, 1000, tag, 2*time.Second))
+				got, err := w.n.Subscribe(w.s.Now(), v.h, id, "cam", endpoint.SubscribeOptions{SSRC: ssrc, Spatial: -1, Temporal: -1})
+				if err != nil || got != ssrc {
+					t.Fatalf("round %d: subscribe: ssrc %x, %v", round, got, err)
+				}
+				w.drain()
+				w.s.RunFor(w.s.Duration(time.Second, 3*time.Second))
+				if v.checker.Stats(tag).Frames == 0 {
+					t.Fatalf("round %d: nothing from %s", round, id)
+				}
+				// The publisher leaves for good: the subscription ends.
+				w.leave(p)
+				w.s.RunFor(cluster.DefaultSourceGrace + time.Second)
+				if err := w.n.Unsubscribe(w.s.Now(), v.h, id, "cam"); !errors.Is(err, endpoint.ErrNotSubscribed) {
+					t.Fatalf("round %d: subscription still there after the grace: %v", round, err)
+				}
+			}
+			if n := v.checker.SSRCs(); n != 1 {
+				t.Fatalf("viewer saw %d SSRCs, want 1", n)
+			}
+			w.check(v)
+			w.leave(v)
+			if c := w.n.Counts(); c.Endpoints != 0 || c.Counts != (cluster.Counts{}) {
+				t.Fatalf("counts after everyone left: %+v", c)
+			}
 		})
 	}
 }

@@ -138,8 +138,9 @@ type SenderReport struct {
 }
 
 type local struct {
-	key SubKey
-	lt  *track.LocalTrack
+	key   SubKey
+	lt    *track.LocalTrack
+	fixed bool // SSRC chosen by the caller (announced in SDP)
 }
 
 // Endpoint is the machine for one peer.
@@ -150,6 +151,11 @@ type Endpoint struct {
 	ssrcs    []ssrcEntry
 	last     int // index into ssrcs of the last hit
 	locals   []local
+	// retired keeps the LocalTracks of ended subscriptions on an SSRC the
+	// caller chose: a later subscription on that SSRC (a WHEP media
+	// section refilled) continues their numbering, so the subscriber sees
+	// one continuous stream per SSRC. At most MaxSubscriptions.
+	retired  []*track.LocalTrack
 	rtcpSSRC uint32
 	pkt      track.Packet
 	stats    Stats
@@ -297,7 +303,18 @@ func (e *Endpoint) Subscribe(now time.Time, k SubKey, kind track.Kind, o Subscri
 	if ssrc != 0 && e.localBySSRC(ssrc) != nil {
 		return nil, fmt.Errorf("%w: %d", ErrSSRCInUse, ssrc)
 	}
-	for ssrc == 0 || e.findSSRC(ssrc) >= 0 || e.localBySSRC(ssrc) != nil {
+	spatial := o.Spatial
+	if spatial < 0 {
+		spatial = 1 << 10 // clamped to the source's highest
+	}
+	if lt := e.unretire(ssrc, kind); lt != nil {
+		lt.SetPayloadType(o.PayloadType)
+		lt.SetPaused(now, false)
+		lt.SetTargetLayers(now, spatial, o.Temporal)
+		e.locals = append(e.locals, local{key: k, lt: lt, fixed: true})
+		return lt, nil
+	}
+	for ssrc == 0 || e.findSSRC(ssrc) >= 0 || e.localBySSRC(ssrc) != nil || e.retiredIndex(ssrc) >= 0 {
 		ssrc = r.Uint32()
 	}
 	lt := track.NewLocalTrack(track.LocalConfig{
@@ -309,13 +326,36 @@ func (e *Endpoint) Subscribe(now time.Time, k SubKey, kind track.Kind, o Subscri
 		InitialPictureID: uint16(r.Uint32()) & 0x7fff,
 		Kind:             kind,
 	})
-	spatial := o.Spatial
-	if spatial < 0 {
-		spatial = 1 << 10 // clamped to the source's highest
-	}
 	lt.SetTargetLayers(now, spatial, o.Temporal)
-	e.locals = append(e.locals, local{key: k, lt: lt})
+	e.locals = append(e.locals, local{key: k, lt: lt, fixed: o.SSRC != 0})
 	return lt, nil
+}
+
+// unretire takes the retired LocalTrack on ssrc out of retirement, if
+// there is one of that kind.
+func (e *Endpoint) unretire(ssrc uint32, kind track.Kind) *track.LocalTrack {
+	i := e.retiredIndex(ssrc)
+	if i < 0 {
+		return nil
+	}
+	lt := e.retired[i]
+	e.retired = append(e.retired[:i], e.retired[i+1:]...)
+	if lt.Kind() != kind {
+		return nil // the SSRC changed kind: start afresh
+	}
+	return lt
+}
+
+func (e *Endpoint) retiredIndex(ssrc uint32) int {
+	if ssrc == 0 {
+		return -1
+	}
+	for i, lt := range e.retired {
+		if lt.SSRC() == ssrc {
+			return i
+		}
+	}
+	return -1
 }
 
 // Rekey moves the subscription from to the key to, keeping its LocalTrack
@@ -335,11 +375,18 @@ func (e *Endpoint) Rekey(from, to SubKey) (*track.LocalTrack, error) {
 }
 
 // Unsubscribe removes a subscription and returns its LocalTrack, which the
-// caller detaches from its source.
+// caller detaches from its source. A LocalTrack on a caller-chosen SSRC is
+// kept: a later Subscribe on that SSRC continues its numbering.
 func (e *Endpoint) Unsubscribe(now time.Time, k SubKey) (*track.LocalTrack, error) {
 	for i := range e.locals {
 		if e.locals[i].key == k {
 			lt := e.locals[i].lt
+			if e.locals[i].fixed {
+				if len(e.retired) >= e.cfg.MaxSubscriptions {
+					e.retired = append(e.retired[:0], e.retired[1:]...)
+				}
+				e.retired = append(e.retired, lt)
+			}
 			e.locals = append(e.locals[:i], e.locals[i+1:]...)
 			return lt, nil
 		}
