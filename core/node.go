@@ -209,7 +209,8 @@ func (n *Node) CreateEndpoint(now time.Time, cfg EndpointConfig) (Handle, error)
 }
 
 // CloseEndpoint leaves the endpoint's room (withdrawing its tracks and
-// subscriptions) and releases it. The handle becomes invalid.
+// subscriptions) and releases it. The handle becomes invalid, and nothing
+// queued for it (transmits, RTCP, events) is polled any more.
 func (n *Node) CloseEndpoint(now time.Time, h Handle) error {
 	now = n.clock(now)
 	s := n.slot(h)
@@ -223,6 +224,17 @@ func (n *Node) CloseEndpoint(now time.Time, h Handle) error {
 	s.ep = nil
 	n.free = append(n.free, uint32(h)-1)
 	n.live--
+	// Nothing more is polled for h: its queued packets, feedback and
+	// events go, and so do the timers of its closed tracks.
+	n.out.Discard(uint64(h))
+	kept := n.events[:n.ehead]
+	for _, e := range n.events[n.ehead:] {
+		if e.Endpoint != h {
+			kept = append(kept, e)
+		}
+	}
+	clear(n.events[len(kept):])
+	n.events = kept
 	return nil
 }
 

@@ -306,3 +306,45 @@ func TestSenderReportsAreTranslated(t *testing.T) {
 		t.Fatalf("%d sender reports, want one per subscriber", got)
 	}
 }
+
+// TestCloseReleasesTimersAndQueues: closing endpoints whose tracks still
+// have timers (a keyframe request awaiting its retry) and queued feedback
+// leaves nothing behind, even before the driver polls again.
+func TestCloseReleasesTimersAndQueues(t *testing.T) {
+	now := testutil.Epoch
+	n, _ := New(Config{Seed: 5})
+	a, _ := n.CreateEndpoint(now, EndpointConfig{PeerID: "alice"})
+	v, _ := n.CreateEndpoint(now, EndpointConfig{PeerID: "viewer"})
+	must(t, n.Join(now, a, "r"))
+	must(t, n.Join(now, v, "r"))
+	must(t, n.Publish(now, a, endpoint.TrackOptions{Name: "cam", Codec: track.CodecVP8, Encodings: []track.Encoding{{SSRC: 7}}}))
+	buf := make([]byte, 1500)
+	must(t, n.HandleRTP(now, a, vp8Packet(buf, 7, 1, 90000, 1, false, 200)))
+	if _, err := n.Subscribe(now, v, "alice", "cam", endpoint.SubscribeOptions{Spatial: -1, Temporal: -1}); err != nil {
+		t.Fatal(err)
+	}
+	if c := n.Counts(); c.Timers == 0 || c.QueuedFeedback == 0 {
+		t.Fatalf("the subscription asked for no keyframe: %+v", c)
+	}
+	must(t, n.HandleRTP(now, a, vp8Packet(buf, 7, 2, 93000, 2, true, 200)))
+	if c := n.Counts(); c.QueuedTransmits == 0 {
+		t.Fatalf("the keyframe was not forwarded: %+v", c)
+	}
+	must(t, n.CloseEndpoint(now, v))
+	if _, ok := n.PollTransmit(); ok {
+		t.Fatal("a transmit for a closed endpoint was polled")
+	}
+	for {
+		e, ok := n.PollEvent()
+		if !ok {
+			break
+		}
+		if e.Endpoint == v {
+			t.Fatalf("an event for a closed endpoint was polled: %+v", e)
+		}
+	}
+	must(t, n.CloseEndpoint(now, a))
+	if c := n.Counts(); c != (Counts{}) {
+		t.Fatalf("counts after everyone left: %+v", c)
+	}
+}

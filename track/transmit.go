@@ -290,6 +290,29 @@ func (o *Output) PollFeedback() (Feedback, bool) {
 	return f, true
 }
 
+// Discard drops the queued transmits and feedback for owner (a peer that
+// is gone) and the timers of closed tracks, so nothing of it is polled
+// later or kept alive by the queues.
+func (o *Output) Discard(owner uint64) {
+	tx := o.tx[:o.txHead]
+	for _, t := range o.tx[o.txHead:] {
+		if t.Owner != owner {
+			tx = append(tx, t)
+		}
+	}
+	clear(o.tx[len(tx):])
+	o.tx = tx
+	fb := o.fb[:o.fbHead]
+	for _, f := range o.fb[o.fbHead:] {
+		if f.Owner != owner {
+			fb = append(fb, f)
+		}
+	}
+	clear(o.fb[len(fb):])
+	o.fb = fb
+	o.PollTimeout() // prunes the timers of closed tracks
+}
+
 // PendingTransmits is the number of transmits not yet polled.
 func (o *Output) PendingTransmits() int { return len(o.tx) - o.txHead }
 
