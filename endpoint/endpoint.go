@@ -145,12 +145,12 @@ type local struct {
 
 // Endpoint is the machine for one peer.
 type Endpoint struct {
-	cfg      Config
-	out      *track.Output
-	remotes  []remote
-	ssrcs    []ssrcEntry
-	last     int // index into ssrcs of the last hit
-	locals   []local
+	cfg     Config
+	out     *track.Output
+	remotes []remote
+	ssrcs   []ssrcEntry
+	last    int // index into ssrcs of the last hit
+	locals  []local
 	// retired keeps the LocalTracks of ended subscriptions on an SSRC the
 	// caller chose: a later subscription on that SSRC (a WHEP media
 	// section refilled) continues their numbering, so the subscriber sees
