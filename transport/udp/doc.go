@@ -20,13 +20,13 @@
 //
 // No UDP GSO (UDP_SEGMENT): one GSO send carries equal-sized segments to
 // a single destination, while an SFU's batch is one packet to each of many
-// subscribers. Measured with BenchmarkSFU (transport/driver), grouping a
-// fan-out batch by destination gave one segment per group and no gain
-// over sendmmsg, which already sends the batch in one system call; the
-// cost left is the kernel's per-datagram work (about two thirds of the
-// server's CPU at fanout=100). GSO pays for bursts to one peer (a large
-// keyframe to one subscriber, retransmission bursts); that is where to add
-// it if profiles show those.
+// subscribers: in BenchmarkSFU's fan-out (transport/driver) every
+// datagram of a batch has its own destination, so GSO would carry one
+// segment per send, and sendmmsg already sends the batch in one system
+// call. The cost left is the kernel's per-datagram work (sendmmsg is
+// about two thirds of the server's CPU profile at fanout=100). GSO would
+// pay for bursts to one peer (a large keyframe to one subscriber,
+// retransmission bursts); that is where to add it if profiles show those.
 //
 // TCPListener accepts ICE-TCP (RFC 6544, passive) connections framed as in
 // RFC 4571 and routes them through the same Demux; each connection is the
