@@ -21,6 +21,17 @@ const (
 	DefaultAudioHistoryBytes   = 24 << 10
 	DefaultKeyframeMinInterval = 300 * time.Millisecond
 	DefaultKeyframeRetry       = time.Second
+	DefaultNACKRetry           = 100 * time.Millisecond
+	DefaultNACKTries           = 3
+)
+
+// nackPending is how many lost packets an encoding tracks for NACKs at
+// once; nackMaxGap the largest gap that is NACKed at all (a bigger jump is
+// a restart of the publisher's numbering, or loss that a keyframe repairs
+// better than retransmissions).
+const (
+	nackPending = 64
+	nackMaxGap  = 128
 )
 
 // Encoding describes one simulcast encoding of a published track: its RID
@@ -29,6 +40,9 @@ const (
 type Encoding struct {
 	RID  string
 	SSRC uint32 // 0 until known (RID-only simulcast learns it from the first packet)
+	// RTXSSRC is the SSRC of its retransmissions (RFC 4588), when the
+	// signalling declared one (a=ssrc-group:FID); 0 otherwise.
+	RTXSSRC uint32
 }
 
 // RemoteConfig configures a RemoteTrack. The zero value of each field
@@ -54,6 +68,13 @@ type RemoteConfig struct {
 	// answered (default 1 s).
 	KeyframeMinInterval time.Duration
 	KeyframeRetry       time.Duration
+	// NACK asks the publisher to retransmit packets lost on the way in
+	// (when it negotiated "nack"): each lost packet is NACKed at once, then
+	// every NACKRetry (default 100 ms) up to NACKTries times (default 3),
+	// while it is still within the history. Audio is never NACKed.
+	NACK      bool
+	NACKRetry time.Duration
+	NACKTries int
 	// AudioLevelExtID is the negotiated id of the ssrc-audio-level header
 	// extension (0: none).
 	AudioLevelExtID uint8
@@ -77,6 +98,9 @@ type RemoteStats struct {
 	// packets too old or for an unknown encoding, wrong payload type.
 	Malformed, Duplicates, TooOld, UnknownEncoding, WrongPayloadType uint64
 	KeyframeRequests                                                 uint64 // sent upstream
+	// NACKed counts lost packets asked for (each once, however often
+	// asked), Recovered those that then arrived, NACKGaveUp those given up.
+	NACKed, Recovered, NACKGaveUp uint64
 	// Padding counts padding-only packets (bandwidth probes).
 	Padding uint64
 }
@@ -112,6 +136,17 @@ type remoteEncoding struct {
 	bitrateBps  uint64
 	rateBytes   uint64
 	rateWindowT time.Time
+
+	// lost are the packets missing from the sequence and not yet given up,
+	// oldest first, for NACKs; a fixed array, so loss costs no allocation.
+	lost  [nackPending]lostPacket
+	nlost int
+}
+
+type lostPacket struct {
+	ext   uint64
+	next  time.Time // when to NACK it (again)
+	tries uint8
 }
 
 // NewRemoteTrack returns a RemoteTrack writing its feedback into out.
@@ -136,6 +171,15 @@ func NewRemoteTrack(cfg RemoteConfig, out *Output) *RemoteTrack {
 	}
 	if cfg.KeyframeRetry <= 0 {
 		cfg.KeyframeRetry = DefaultKeyframeRetry
+	}
+	if cfg.NACKRetry <= 0 {
+		cfg.NACKRetry = DefaultNACKRetry
+	}
+	if cfg.NACKTries <= 0 {
+		cfg.NACKTries = DefaultNACKTries
+	}
+	if cfg.Info.Kind == KindAudio {
+		cfg.NACK = false
 	}
 	if len(cfg.Encodings) == 0 {
 		cfg.Encodings = []Encoding{{}}
@@ -283,9 +327,17 @@ func (t *RemoteTrack) HandleRTP(now time.Time, p *Packet, enc int) (*Packet, err
 		t.stats.Malformed++
 		return nil, ErrShortPacket
 	}
+	prev, wasStarted := e.highest, e.started
 	if !e.started || ext > e.highest {
 		e.highest = ext
 		e.started = true
+	}
+	if wasStarted && t.cfg.NACK {
+		if ext > prev+1 {
+			t.noteLost(now, e, prev+1, ext)
+		} else if ext < prev && e.nlost > 0 && e.recovered(ext) {
+			t.stats.Recovered++
+		}
 	}
 	e.lastArrival = now
 	if e.kfUnsent && e.kfWanted { // the SSRC is known now: ask at once
@@ -306,6 +358,85 @@ func (t *RemoteTrack) HandleRTP(now time.Time, p *Packet, enc int) (*Packet, err
 		e.kfWanted = false
 	}
 	return stored, nil
+}
+
+// noteLost records the packets [from, to) as lost and NACKs them at once.
+// A gap too big to be worth retransmitting is ignored; when the list is
+// full, the oldest entries make room.
+func (t *RemoteTrack) noteLost(now time.Time, e *remoteEncoding, from, to uint64) {
+	if to-from > nackMaxGap || to-from > uint64(len(e.hist.slots)) {
+		return
+	}
+	for s := from; s < to; s++ {
+		if e.nlost == len(e.lost) {
+			t.stats.NACKGaveUp++
+			copy(e.lost[:], e.lost[1:])
+			e.nlost--
+		}
+		e.lost[e.nlost] = lostPacket{ext: s, next: now}
+		e.nlost++
+		t.stats.NACKed++
+	}
+	t.sendNACKs(now, e)
+	if t.out != nil {
+		t.out.addTimer(t)
+	}
+}
+
+// recovered removes ext from the lost list, reporting whether it was there.
+func (e *remoteEncoding) recovered(ext uint64) bool {
+	for i := 0; i < e.nlost; i++ {
+		if e.lost[i].ext == ext {
+			copy(e.lost[i:e.nlost], e.lost[i+1:e.nlost])
+			e.nlost--
+			return true
+		}
+	}
+	return false
+}
+
+// sendNACKs NACKs the lost packets that are due, packing runs of them into
+// one PID+BLP item each, and drops those asked for often enough or gone
+// from the history's reach.
+func (t *RemoteTrack) sendNACKs(now time.Time, e *remoteEncoding) {
+	kept := 0
+	var item Feedback
+	var itemExt uint64 // the extended seq of item's PID; 0: no item open
+	for i := 0; i < e.nlost; i++ {
+		l := e.lost[i]
+		if int(l.tries) >= t.cfg.NACKTries || e.highest-l.ext >= uint64(len(e.hist.slots)) {
+			t.stats.NACKGaveUp++
+			continue
+		}
+		if !l.next.After(now) && e.SSRC != 0 {
+			// The list is in ascending order: an item covers its PID and
+			// the 16 packets after it.
+			if itemExt != 0 && l.ext-itemExt > 16 {
+				t.pushFeedback(item)
+				itemExt = 0
+			}
+			if itemExt == 0 {
+				item = Feedback{Owner: t.cfg.Owner, Type: FeedbackNACK, SSRC: e.SSRC, NACKPID: uint16(l.ext)}
+				itemExt = l.ext
+			} else {
+				item.NACKBLP |= 1 << (l.ext - itemExt - 1)
+			}
+			l.tries++
+			l.next = now.Add(t.cfg.NACKRetry)
+		}
+		e.lost[kept] = l
+		kept++
+	}
+	if itemExt != 0 {
+		t.pushFeedback(item)
+	}
+	e.nlost = kept
+}
+
+func (t *RemoteTrack) pushFeedback(f Feedback) {
+	if t.out != nil {
+		t.out.pushFeedback(f)
+	}
 }
 
 // RequestKeyframe asks the publisher for a keyframe on encoding enc. Many
@@ -347,12 +478,15 @@ func (t *RemoteTrack) sendKeyframeRequest(now time.Time, enc int) {
 	}
 }
 
-// HandleTimeout sends keyframe requests that are due.
+// HandleTimeout sends the keyframe requests and NACKs that are due.
 func (t *RemoteTrack) HandleTimeout(now time.Time) {
 	for i := range t.encs {
 		e := &t.encs[i]
 		if e.kfWanted && !e.kfNext.After(now) {
 			t.sendKeyframeRequest(now, i)
+		}
+		if e.nlost > 0 {
+			t.sendNACKs(now, e)
 		}
 	}
 }
@@ -365,6 +499,11 @@ func (t *RemoteTrack) PollTimeout() (time.Time, bool) {
 		if e.kfWanted && (at.IsZero() || e.kfNext.Before(at)) {
 			at = e.kfNext
 		}
+		for j := 0; j < e.nlost; j++ {
+			if n := e.lost[j].next; at.IsZero() || n.Before(at) {
+				at = n
+			}
+		}
 	}
 	return at, !at.IsZero()
 }
@@ -375,5 +514,6 @@ func (t *RemoteTrack) Close() {
 	for i := range t.encs {
 		t.encs[i].hist = history{}
 		t.encs[i].kfWanted = false
+		t.encs[i].nlost = 0
 	}
 }

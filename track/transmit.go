@@ -160,10 +160,13 @@ const (
 	// publisher's NTP↔RTP mapping translated into the subscriber's
 	// timestamps, which is what lets a player synchronise audio and video.
 	FeedbackSR
+	// FeedbackNACK is a generic NACK (RFC 4585) to a publisher for packets
+	// lost on the way in: NACKPID and the bitmask NACKBLP of the 16 after.
+	FeedbackNACK
 )
 
-// Feedback is an RTCP packet to send: a keyframe request to a publisher,
-// or a sender report to a subscriber.
+// Feedback is an RTCP packet to send: a keyframe request or a NACK to a
+// publisher, or a sender report to a subscriber.
 type Feedback struct {
 	// Owner is the endpoint it goes to: the RemoteTrack's owner for a
 	// keyframe request, the LocalTrack's for a sender report.
@@ -174,6 +177,9 @@ type Feedback struct {
 	SSRC uint32
 	// FIRSeq is the FIR command sequence number for FeedbackFIR.
 	FIRSeq uint8
+	// NACKPID and NACKBLP are a FeedbackNACK's lost packets (RFC 4585
+	// section 6.2.1): NACKPID, and NACKPID+i+1 for each bit i set.
+	NACKPID, NACKBLP uint16
 	// NTP, RTPTime, Packets and Octets are the sender report's fields.
 	NTP             uint64
 	RTPTime         uint32
