@@ -85,6 +85,13 @@ type TrackOptions struct {
 	// Encodings are the simulcast encodings, lowest quality first (empty:
 	// one encoding whose SSRC is learned from the first packet).
 	Encodings []track.Encoding
+	// NACK asks the peer to retransmit packets lost on the way in (it
+	// negotiated "nack" for the codec). RTXPayloadType is the peer's RTX
+	// payload type (RFC 4588) for the codec, 0 if none: retransmissions on
+	// it are unwrapped into the track. It needs PayloadType. RTX SSRCs come
+	// from the Encodings, from the repaired-rid extension, or from the MID.
+	NACK           bool
+	RTXPayloadType uint8
 }
 
 // SubscribeOptions shape a subscription.
@@ -113,6 +120,9 @@ type Stats struct {
 	// that matched no track; Rejected packets a track refused (see the
 	// track's own stats for why).
 	Malformed, UnknownSSRC, Rejected uint64
+	// RTX counts retransmissions unwrapped into their track; RTXDropped
+	// RTX packets with nothing to unwrap (padding probes, unknown media).
+	RTX, RTXDropped uint64
 	// FeedbackUnknownSSRC counts RTCP feedback for an SSRC we do not send.
 	FeedbackUnknownSSRC uint64
 }
@@ -126,6 +136,11 @@ type ssrcEntry struct {
 	ssrc uint32
 	rt   *track.RemoteTrack
 	enc  int
+	// rtx: the SSRC carries the encoding's retransmissions, in RTX packets
+	// of payload type rtx that unwrap to payload type pt.
+	rtx     bool
+	rtxPT   uint8
+	mediaPT uint8
 }
 
 // SenderReport is a publisher's RTCP sender report for one of its tracks,
@@ -243,9 +258,14 @@ func (e *Endpoint) Publish(now time.Time, o TrackOptions) (*track.RemoteTrack, e
 	if len(e.remotes) >= e.cfg.MaxTracks {
 		return nil, ErrTooManyTracks
 	}
+	if o.RTXPayloadType != 0 && (o.PayloadType == 0 || o.RTXPayloadType == o.PayloadType) {
+		return nil, fmt.Errorf("%w: RTX payload type %d for payload type %d", ErrInvalidTrack, o.RTXPayloadType, o.PayloadType)
+	}
 	for _, enc := range o.Encodings {
-		if enc.SSRC != 0 && e.findSSRC(enc.SSRC) >= 0 {
-			return nil, fmt.Errorf("%w: %d", ErrSSRCInUse, enc.SSRC)
+		for _, ssrc := range [2]uint32{enc.SSRC, enc.RTXSSRC} {
+			if ssrc != 0 && e.findSSRC(ssrc) >= 0 {
+				return nil, fmt.Errorf("%w: %d", ErrSSRCInUse, ssrc)
+			}
 		}
 	}
 	rt := track.NewRemoteTrack(track.RemoteConfig{
@@ -256,11 +276,16 @@ func (e *Endpoint) Publish(now time.Time, o TrackOptions) (*track.RemoteTrack, e
 		HistoryPackets:  e.cfg.HistoryPackets,
 		HistoryBytes:    e.cfg.HistoryBytes,
 		AudioLevelExtID: e.cfg.Extensions.AudioLevel,
+		NACK:            o.NACK,
 	}, e.out)
 	e.remotes = append(e.remotes, remote{opts: o, rt: rt})
 	for i := 0; i < rt.Encodings(); i++ {
-		if s := rt.Encoding(i).SSRC; s != 0 {
-			e.ssrcs = append(e.ssrcs, ssrcEntry{ssrc: s, rt: rt, enc: i})
+		en := rt.Encoding(i)
+		if en.SSRC != 0 {
+			e.ssrcs = append(e.ssrcs, ssrcEntry{ssrc: en.SSRC, rt: rt, enc: i})
+		}
+		if en.RTXSSRC != 0 && o.RTXPayloadType != 0 {
+			e.ssrcs = append(e.ssrcs, ssrcEntry{ssrc: en.RTXSSRC, rt: rt, enc: i, rtx: true, rtxPT: o.RTXPayloadType, mediaPT: o.PayloadType})
 		}
 	}
 	return rt, nil
@@ -435,12 +460,33 @@ func (e *Endpoint) HandleRTP(now time.Time, buf []byte) (rt *track.RemoteTrack, 
 		}
 	}
 	s := &e.ssrcs[i]
+	if s.rtx && !e.unwrapRTX(pkt, s) {
+		return nil, nil, false
+	}
 	stored, err := s.rt.HandleRTP(now, pkt, s.enc)
 	if err != nil {
 		e.stats.Rejected++
 		return nil, nil, false
 	}
 	return s.rt, stored, true
+}
+
+// unwrapRTX turns an RTX packet (RFC 4588 section 4: the original
+// sequence number, then the original payload) into the packet it repairs,
+// in place. Padding-only RTX (bandwidth probes) and packets for an
+// encoding whose own SSRC is not known yet are dropped and counted.
+func (e *Endpoint) unwrapRTX(p *track.Packet, s *ssrcEntry) bool {
+	media := s.rt.Encoding(s.enc).SSRC
+	if p.PayloadType != s.rtxPT || len(p.Payload) < 2 || media == 0 {
+		e.stats.RTXDropped++
+		return false
+	}
+	e.stats.RTX++
+	p.SequenceNumber = uint16(p.Payload[0])<<8 | uint16(p.Payload[1])
+	p.Payload = p.Payload[2:]
+	p.SSRC = media
+	p.PayloadType = s.mediaPT
+	return true
 }
 
 // bindSSRC finds the track of a packet whose SSRC was not declared: by the
@@ -451,8 +497,11 @@ func (e *Endpoint) bindSSRC(p *track.Packet) int {
 		return -1
 	}
 	ext := e.cfg.Extensions
+	if i, ok := e.bindRTX(p); ok {
+		return i
+	}
 	if ext.RepairedRID != 0 && p.Extension(ext.RepairedRID) != nil {
-		return -1 // RTX from the publisher: not requested by us yet
+		return -1 // RTX of a track that negotiated none
 	}
 	var mid []byte
 	if ext.MID != 0 {
@@ -506,6 +555,68 @@ func (e *Endpoint) bindSSRC(p *track.Packet) int {
 	e.ssrcs = append(e.ssrcs, ssrcEntry{ssrc: p.SSRC, rt: rt, enc: matchEnc})
 	e.last = len(e.ssrcs) - 1
 	return e.last
+}
+
+// bindRTX binds the SSRC of an RTX packet the signalling did not declare:
+// to the encoding named by its repaired-rid extension (simulcast), or to
+// the one encoding of the track its MID names, or of the only track with
+// that RTX payload type. ok is true when the packet is RTX (its payload
+// type is a track's RTX type), bound or not.
+func (e *Endpoint) bindRTX(p *track.Packet) (i int, ok bool) {
+	ext := e.cfg.Extensions
+	var mid, rrid []byte
+	if ext.MID != 0 {
+		mid = p.Extension(ext.MID)
+	}
+	if ext.RepairedRID != 0 {
+		rrid = p.Extension(ext.RepairedRID)
+	}
+	matchTrack, matchEnc := -1, -1
+	for ri := range e.remotes {
+		r := &e.remotes[ri]
+		if r.opts.RTXPayloadType == 0 || r.opts.RTXPayloadType != p.PayloadType {
+			continue
+		}
+		ok = true
+		if mid != nil && r.opts.MID != string(mid) {
+			continue
+		}
+		enc := -1
+		if rrid != nil {
+			if j, found := r.rt.EncodingByRID(rrid); found {
+				enc = j
+			}
+		} else if r.rt.Encodings() == 1 {
+			enc = 0
+		}
+		if enc < 0 || r.rt.Encoding(enc).RTXSSRC != 0 || e.rtxBound(r.rt, enc) {
+			continue // unknown, or its RTX SSRC is another one
+		}
+		if matchTrack >= 0 {
+			return -1, true // ambiguous
+		}
+		matchTrack, matchEnc = ri, enc
+		if mid != nil {
+			break
+		}
+	}
+	if matchTrack < 0 {
+		return -1, ok
+	}
+	r := &e.remotes[matchTrack]
+	e.ssrcs = append(e.ssrcs, ssrcEntry{ssrc: p.SSRC, rt: r.rt, enc: matchEnc, rtx: true, rtxPT: r.opts.RTXPayloadType, mediaPT: r.opts.PayloadType})
+	e.last = len(e.ssrcs) - 1
+	return e.last, true
+}
+
+// rtxBound reports whether encoding enc of rt has an RTX SSRC bound.
+func (e *Endpoint) rtxBound(rt *track.RemoteTrack, enc int) bool {
+	for i := range e.ssrcs {
+		if s := &e.ssrcs[i]; s.rtx && s.rt == rt && s.enc == enc {
+			return true
+		}
+	}
+	return false
 }
 
 // HandleRTCP takes one decrypted compound RTCP packet from the peer:
