@@ -51,9 +51,12 @@ func FuzzNode(f *testing.F) {
 				_ = n.Join(now, pick(), fmt.Sprint("r", next()%2))
 			case 2:
 				o := endpoint.TrackOptions{Name: fmt.Sprint("t", next()%3), Codec: codecs[int(next())%len(codecs)], MID: fmt.Sprint(next() % 3)}
+				if f := next(); f%2 == 1 { // NACK upstream, RTX on payload type 97 or 98
+					o.NACK, o.PayloadType, o.RTXPayloadType = true, 96, 97+f/2%2
+				}
 				if k := next() % 4; k > 0 {
 					for i := byte(0); i < k; i++ {
-						o.Encodings = append(o.Encodings, track.Encoding{RID: fmt.Sprint("r", i), SSRC: uint32(next() % 8)})
+						o.Encodings = append(o.Encodings, track.Encoding{RID: fmt.Sprint("r", i), SSRC: uint32(next() % 8), RTXSSRC: uint32(next() % 16)})
 					}
 				}
 				_ = n.Publish(now, pick(), o)

@@ -520,7 +520,7 @@ func (n *Node) PollTransmit() (Transmit, bool) { return n.out.PollTransmit() }
 
 // PollRTCP writes the next RTCP packet to send into buf (64 bytes always
 // suffice) and returns the endpoint it is for and the packet: keyframe
-// requests to publishers, sender reports to subscribers.
+// requests and NACKs to publishers, sender reports to subscribers.
 func (n *Node) PollRTCP(buf []byte) (Handle, []byte, bool) {
 	for {
 		f, ok := n.out.PollFeedback()
@@ -537,6 +537,16 @@ func (n *Node) PollRTCP(buf []byte) (Handle, []byte, bool) {
 			pkt = track.AppendSenderReport(buf[:0], f.SSRC, f.NTP, f.RTPTime, f.Packets, f.Octets, nil)
 		case track.FeedbackFIR:
 			pkt = track.AppendFIR(buf[:0], s.ep.RTCPSSRC(), f.SSRC, f.FIRSeq)
+		case track.FeedbackNACK:
+			var seqs [17]uint16
+			n := 0
+			seqs[n], n = f.NACKPID, 1
+			for i := range 16 {
+				if f.NACKBLP&(1<<i) != 0 {
+					seqs[n], n = f.NACKPID+uint16(i)+1, n+1
+				}
+			}
+			pkt = track.AppendNACK(buf[:0], s.ep.RTCPSSRC(), f.SSRC, seqs[:n])
 		default:
 			pkt = track.AppendPLI(buf[:0], s.ep.RTCPSSRC(), f.SSRC)
 		}

@@ -1,6 +1,7 @@
 package core
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"testing"
@@ -28,6 +29,11 @@ type world struct {
 	// logPackets logs every delivered packet (for the determinism hash).
 	logPackets bool
 	delivered  uint64
+	// nack publishes tracks with NACK on; publishers keep what they sent
+	// and answer NACKs by sending it again.
+	nack bool
+	// tap, when set, sees every packet delivered to a subscriber.
+	tap func(p *peer, now time.Time, pkt []byte)
 }
 
 type peer struct {
@@ -36,6 +42,7 @@ type peer struct {
 	up, down *testutil.Link
 	checker  *testutil.Checker
 	sources  map[uint32]testutil.Source // by SSRC, for keyframe requests
+	sent     map[uint64][]byte          // by SSRC<<16|seq, with world.nack
 	alive    bool
 	joinedAt time.Time
 }
@@ -92,19 +99,30 @@ func (w *world) publish(p *peer, name string, codec track.Codec, ssrcs []uint32,
 		encs = append(encs, track.Encoding{SSRC: s})
 		p.sources[s] = src
 	}
-	if err := w.n.Publish(w.s.Now(), p.h, endpoint.TrackOptions{Name: name, Codec: codec, Encodings: encs}); err != nil {
+	if err := w.n.Publish(w.s.Now(), p.h, endpoint.TrackOptions{Name: name, Codec: codec, Encodings: encs, NACK: w.nack}); err != nil {
 		w.t.Fatalf("publish %s/%s: %v", p.id, name, err)
 	}
 	w.s.Logf("publish %s/%s", p.id, name)
 	w.drain()
 	testutil.RunSource(w.s, src, func() bool { return !p.alive }, func(now time.Time, pkt []byte) {
-		w.s.Send(p.up, len(pkt), func(now time.Time) {
-			if !p.alive {
-				return
+		if w.nack {
+			if p.sent == nil {
+				p.sent = map[uint64][]byte{}
 			}
-			_ = w.n.HandleRTP(now, p.h, pkt)
-			w.drain()
-		})
+			p.sent[uint64(binary.BigEndian.Uint32(pkt[8:]))<<16|uint64(binary.BigEndian.Uint16(pkt[2:]))] = pkt
+		}
+		w.sendUp(p, pkt)
+	})
+}
+
+// sendUp sends a publisher's packet over its uplink to the node.
+func (w *world) sendUp(p *peer, pkt []byte) {
+	w.s.Send(p.up, len(pkt), func(now time.Time) {
+		if !p.alive {
+			return
+		}
+		_ = w.n.HandleRTP(now, p.h, pkt)
+		w.drain()
 	})
 }
 
@@ -131,6 +149,9 @@ func (w *world) drain() {
 			if p.alive {
 				w.delivered++
 				p.checker.HandleRTP(now, buf)
+				if w.tap != nil {
+					w.tap(p, now, buf)
+				}
 			}
 		})
 	}
@@ -144,6 +165,23 @@ func (w *world) drain() {
 			w.t.Fatalf("rtcp for closed endpoint %x", h)
 		}
 		pl, _, err := track.ReadRTCP(pkt)
+		if err == nil && w.nack && pl.NACKCount() > 0 {
+			ssrc := pl.MediaSSRC()
+			w.s.Logf("nack %s ssrc=%d", p.id, ssrc)
+			var seqs []uint16
+			for i := range pl.NACKCount() {
+				pid, blp := pl.NACK(i)
+				track.ForEachNACKSeq(pid, blp, func(seq uint16) { seqs = append(seqs, seq) })
+			}
+			w.s.Send(p.down, len(pkt), func(now time.Time) {
+				for _, seq := range seqs {
+					if b := p.sent[uint64(ssrc)<<16|uint64(seq)]; b != nil && p.alive {
+						w.sendUp(p, b)
+					}
+				}
+			})
+			continue
+		}
 		if err != nil || pl.Type != track.RTCPTypePSFB || pl.Count != track.RTCPFormatPLI {
 			w.t.Fatalf("node sent RTCP %x (%v)", pkt, err)
 		}
@@ -438,4 +476,83 @@ func TestSimFixedSSRCContinuesAfterEnd(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSimLossyUplinkRepairedByNACK: the publisher's uplink loses 5 % of
+// its packets; the node NACKs them and forwards the retransmissions in
+// their places, so subscribers on clean downlinks get nearly everything
+// (not the 95 % they get without NACK), and nothing twice.
+func TestSimLossyUplinkRepairedByNACK(t *testing.T) {
+	for _, seed := range testutil.Seeds(700, 3) {
+		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
+			for _, nack := range []bool{false, true} {
+				w := newWorld(t, seed, Config{})
+				w.nack = nack
+				// Per subscriber: the outgoing seqs received, counting repeats.
+				got := map[*peer]map[uint16]int{}
+				w.tap = func(p *peer, now time.Time, pkt []byte) {
+					if got[p] == nil {
+						got[p] = map[uint16]int{}
+					}
+					got[p][binary.BigEndian.Uint16(pkt[2:])]++
+				}
+				pub := w.join("pub", "room", false)
+				pub.up.Loss = 0.05
+				var subs []*peer
+				for i := 0; i < 10; i++ {
+					subs = append(subs, w.join(fmt.Sprint("sub", i), "room", true))
+				}
+				w.publish(pub, "cam", track.CodecVP8, []uint32{1000}, testutil.NewVP8Source(w.s.Rand, testutil.VP8Config{
+					SSRC: 1000, Tag: testutil.TagOf("room", "pub", "cam"), FPS: 30, BitrateBps: 1_500_000, KeyframeInterval: 2 * time.Second}))
+				w.s.RunFor(15 * time.Second)
+				pub.alive = false // stop sending; let retransmissions land
+				w.s.RunFor(time.Second)
+				for _, s := range subs {
+					seqs := got[s]
+					lo, hi := uint16(0), uint16(0)
+					first := true
+					for q, n := range seqs {
+						if n > 1 {
+							t.Fatalf("nack=%v: %s got seq %d %d times", nack, s.id, q, n)
+						}
+						if first || int16(q-lo) < 0 {
+							lo = q
+						}
+						if first || int16(q-hi) > 0 {
+							hi = q
+						}
+						first = false
+					}
+					span := int(hi-lo) + 1
+					ratio := float64(len(seqs)) / float64(span)
+					if span < 2000 {
+						t.Fatalf("nack=%v: %s received only a span of %d packets", nack, s.id, span)
+					}
+					if nack && ratio < 0.995 {
+						t.Fatalf("with NACK %s got %d of %d packets (%.2f%%)", s.id, len(seqs), span, 100*ratio)
+					}
+					if !nack && ratio > 0.97 {
+						t.Fatalf("without NACK %s got %.2f%% of the packets over a 5%% lossy uplink: the test loses nothing", s.id, 100*ratio)
+					}
+				}
+				if nack {
+					rt, _ := pubTrack(w, pub, "cam")
+					st := rt.Stats()
+					t.Logf("NACKed %d, recovered %d, gave up %d", st.NACKed, st.Recovered, st.NACKGaveUp)
+					if st.Recovered == 0 || st.Recovered < st.NACKed*9/10 {
+						t.Fatalf("recovered %d of %d NACKed", st.Recovered, st.NACKed)
+					}
+				}
+			}
+		})
+	}
+}
+
+// pubTrack returns a peer's published track.
+func pubTrack(w *world, p *peer, name string) (*track.RemoteTrack, bool) {
+	ep, ok := w.n.Endpoint(p.h)
+	if !ok {
+		w.t.Fatalf("no endpoint for %s", p.id)
+	}
+	return ep.Track(name)
 }
