@@ -21,6 +21,7 @@ import (
 	pion "github.com/pion/webrtc/v4"
 
 	"github.com/sansrtc/sfu"
+	"github.com/sansrtc/sfu/cluster"
 	"github.com/sansrtc/sfu/core"
 	"github.com/sansrtc/sfu/internal/testutil"
 	"github.com/sansrtc/sfu/track"
@@ -609,5 +610,73 @@ func TestPionViewerFollowsPublishers(t *testing.T) {
 	}
 	if err := v.err(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// lossy is a UDP socket that drops every nth outgoing RTP packet of one
+// payload type (the header is in the clear under SRTP), as a lossy uplink
+// would; everything else passes.
+type lossy struct {
+	net.PacketConn
+	pt      uint8
+	every   int
+	n       atomic.Int64
+	dropped atomic.Int64
+}
+
+func (c *lossy) WriteTo(b []byte, addr net.Addr) (int, error) {
+	if len(b) >= 12 && b[0]>>6 == 2 && (b[1] < 192 || b[1] > 223) && b[1]&0x7f == c.pt {
+		if c.n.Add(1)%int64(c.every) == 0 {
+			c.dropped.Add(1)
+			return len(b), nil
+		}
+	}
+	return c.PacketConn.WriteTo(b, addr)
+}
+
+// TestPionLossyPublisherRepairedByNACK: one in 20 of a pion publisher's
+// video packets is lost on the way in; the server NACKs them, pion
+// retransmits (on the media SSRC: its NACK responder sends no RTX; RTX is
+// covered by endpoint's TestRTXUnwrapped), and the viewer receives the
+// repaired stream.
+func TestPionLossyPublisherRepairedByNACK(t *testing.T) {
+	srv := startServer(t, sfu.Config{})
+	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	loss := &lossy{PacketConn: conn, pt: 96, every: 20}
+	r := rand.New(rand.NewPCG(11, 12))
+	vtag := testutil.TagOf("video")
+	publish(t, srv, pionAPIWithMux(t, loss), "room",
+		pubTrack{pion.MimeTypeVP8, testutil.NewVP8Source(r, testutil.VP8Config{SSRC: 1, Tag: vtag, FPS: 30, BitrateBps: 800_000})})
+	v := view(t, srv, pionAPI(t, pion.NetworkTypeUDP4), "room", "viewer")
+	waitFor(t, 15*time.Second, "frames", func() bool { return v.stats(vtag).Frames >= 90 })
+	var st track.RemoteStats
+	srv.Driver().Inspect(func(n *core.Node) {
+		for _, info := range n.Cluster().Tracks("room") {
+			if info.Kind == track.KindVideo {
+				if rt, ok := n.Cluster().Source("room", cluster.TrackKey{Peer: info.Peer, Track: info.Name}); ok {
+					st = rt.Stats()
+				}
+			}
+		}
+	})
+	t.Logf("dropped %d; server NACKed %d, recovered %d, gave up %d", loss.dropped.Load(), st.NACKed, st.Recovered, st.NACKGaveUp)
+	if loss.dropped.Load() == 0 || st.NACKed == 0 {
+		t.Fatalf("nothing lost (%d dropped) or nothing NACKed (%+v)", loss.dropped.Load(), st)
+	}
+	if st.Recovered < st.NACKed*8/10 {
+		t.Fatalf("recovered %d of %d NACKed packets", st.Recovered, st.NACKed)
+	}
+	// The viewer's holes were filled: a packet the server forwarded on
+	// before the repair opened a gap, which the repaired packet, arriving
+	// late (backwards), closed in its place; nothing came twice.
+	v.mu.Lock()
+	gaps, late, dups := v.checker.Count(testutil.SeqGap), v.checker.Count(testutil.SeqBackwards), v.checker.Count(testutil.SeqDuplicate)
+	v.mu.Unlock()
+	t.Logf("viewer: %d gaps, %d late packets, %d duplicates", gaps, late, dups)
+	if late < gaps || dups != 0 {
+		t.Fatalf("viewer: %d gaps but %d late packets to fill them, %d duplicates", gaps, late, dups)
 	}
 }

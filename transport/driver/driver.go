@@ -678,10 +678,13 @@ func (d *Driver) publishLocked(now time.Time, h core.Handle, neg *webrtc.Negotia
 				encs = append(encs, track.Encoding{RID: r})
 			}
 		} else if len(m.Streams) > 0 {
-			encs = []track.Encoding{{SSRC: m.Streams[0].SSRC}}
+			encs = []track.Encoding{{SSRC: m.Streams[0].SSRC, RTXSSRC: m.Streams[0].RTXSSRC}}
 		}
+		// Packets lost on the way in are NACKed when the peer agreed to
+		// "nack"; its retransmissions come as RTX when it negotiated RTX.
+		nack := slices.Contains(m.Codec.Feedback, "nack")
 		err := d.node.Publish(now, h, endpoint.TrackOptions{Name: name, Codec: codec, PayloadType: m.Codec.PayloadType,
-			MID: m.MID, Encodings: encs})
+			MID: m.MID, Encodings: encs, NACK: nack, RTXPayloadType: m.RTXPayloadType})
 		if err != nil {
 			return err
 		}
