@@ -47,9 +47,12 @@
 // over a role label, both nonces (from the seeded source), both ids and
 // the link's channel binding (LinkInfo.Binding: for QUIC a TLS exporter
 // value). A node with another secret fails the MAC and is refused
-// (Stats.AuthFailures) or times out (Stats.HandshakeTimeouts); anything
-// but the handshake on a link not yet authenticated is dropped and
-// counted (Stats.Unauthenticated). Lost handshake messages are repeated.
+// (Stats.AuthFailures), or, when it dialed, refuses us in turn and
+// closes (Stats.HandshakeAborted), or times out (Stats.HandshakeTimeouts);
+// a redial after a link that never authenticated keeps its backoff, so
+// such a node is not hammered. Anything but the handshake on a link not
+// yet authenticated is dropped and counted (Stats.Unauthenticated). Lost
+// handshake messages are repeated.
 //
 // After the handshake, messages carry no per-message MAC: integrity and
 // confidentiality come from the link itself (QUIC's TLS 1.3), and the
@@ -182,15 +185,20 @@
 // each neighbour a digest (owner, version, age); a neighbour that has
 // more than the digest shows pushes the owner's entries, so partitions
 // heal by anti-entropy. The age is how long ago the owner was last known
-// alive (each hop adds its own holding time and half the link RTT), so
-// every node knows roughly when an owner was last alive on its own clock:
-// an owner's entries vanish everywhere SoftStateTimeout (10 s) after it
-// was last heard of, which is at most one gossip period before it died
-// (each node expires them at that exact time, not at its next gossip
-// tick); a node that Closes deletes them at once. Versions restart safely: a node that sees its own owner at a
-// higher version than it has jumps past it. Bounds: MaxOwners (4096)
-// owners, MaxEntries (256) entries per owner, MaxValueLen (1024) bytes
-// per value, 255 bytes per key and map name.
+// alive (rounded up to the millisecond; each hop adds its own holding
+// time and the link's whole RTT, which errs early), so every node knows
+// when an owner was last alive on its own clock, never later than it
+// was: an owner's entries vanish everywhere SoftStateTimeout (10 s) after
+// it was last heard of, hence at most SoftStateTimeout after it died and
+// at least that minus a gossip period and a few round trips (each node
+// expires them at that exact time, not at its next gossip tick); a node
+// that Closes deletes them at once. Versions restart safely: a node that
+// sees its own owner at a higher version than it has jumps past it.
+// Bounds: MaxOwners (4096) owners, MaxEntries (256) entries per owner,
+// MaxValueLen (1024) bytes per value, 255 bytes per key and map name;
+// what exceeds them is refused (ErrMapFull, ErrValueTooBig,
+// ErrKeyTooLong) or, from the network, dropped and counted
+// (Stats.LimitDrops).
 //
 // # Wire format
 //

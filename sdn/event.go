@@ -122,8 +122,14 @@ type Stats struct {
 	// AuthFailures counts handshakes refused: a wrong MAC (another
 	// secret), a wrong version, our own id, or the wrong peer.
 	AuthFailures uint64
-	// HandshakeTimeouts counts links closed before authenticating.
+	// HandshakeTimeouts counts links closed for not authenticating in
+	// Config.HandshakeTimeout.
 	HandshakeTimeouts uint64
+	// HandshakeAborted counts links the peer (or the network) closed
+	// before they authenticated: typically a peer that refused our proof
+	// because it has another secret, which a listener cannot tell
+	// otherwise.
+	HandshakeAborted uint64
 	// LinksDead counts links declared dead after silence.
 	LinksDead uint64
 	// UnknownLink counts input for links the Router does not know.

@@ -202,26 +202,40 @@ func FuzzRouter(f *testing.F) {
 	f.Add([]byte{byte(mDigest), 0, 1, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 1})
 	f.Add([]byte{byte(mHello), 1, 0, 0, 0, 7})
 	f.Add((&rdv{src: 1, ttl: 3, kind: rdvLookup, ch: 9}).append(nil))
+	f.Add((&hello{version: protoVersion, node: 1}).append(nil))
+	f.Add((&helloAck{node: 2}).append(nil))
+	f.Add((&auth{}).append(nil))
 	f.Fuzz(func(t *testing.T, p []byte) {
-		_, b := pair(t)
-		before := b.Stats()
-		b.HandleMessage(epoch.Add(time.Millisecond), 1, p)
-		after := b.Stats()
-		if !decodes(p) && after.Malformed+after.Unauthenticated == before.Malformed+before.Unauthenticated {
-			t.Fatalf("undecodable %x not counted", p)
+		// Both ends of an authenticated link: the dialer a and the
+		// listener b.
+		a, b := pair(t)
+		for _, r := range []*Router{a, b} {
+			before := r.Stats()
+			r.HandleMessage(epoch.Add(time.Millisecond), 1, p)
+			after := r.Stats()
+			if !decodes(p) && after.Malformed+after.Unauthenticated == before.Malformed+before.Unauthenticated {
+				t.Fatalf("node %d: undecodable %x not counted", r.id, p)
+			}
+			if r.nbrs[3-r.id] == nil {
+				t.Fatalf("node %d: one message on an authenticated link dropped the link: %x", r.id, p)
+			}
+			r.HandleTimeout(epoch.Add(time.Second))
+			for _, ok := r.PollTransmit(); ok; _, ok = r.PollTransmit() {
+			}
+			for _, ok := r.PollEvent(); ok; _, ok = r.PollEvent() {
+			}
 		}
-		b.HandleTimeout(epoch.Add(time.Second))
-		for _, ok := b.PollTransmit(); ok; _, ok = b.PollTransmit() {
-		}
-		for _, ok := b.PollEvent(); ok; _, ok = b.PollEvent() {
-		}
-		// Unauthenticated link: only the handshake gets through.
+		// Unauthenticated link: only the handshake gets through, and
+		// nothing else changes the Router.
 		b.HandleLinkUp(epoch, 2, LinkInfo{})
-		before = b.Stats()
+		before, routes := b.Stats(), len(b.Routes())
 		b.HandleMessage(epoch, 2, p)
-		after = b.Stats()
+		after := b.Stats()
 		if len(p) > 0 && msgType(p[0]) > mAuth && after == before {
 			t.Fatalf("message %x on an unauthenticated link not counted", p)
+		}
+		if len(b.Routes()) != routes {
+			t.Fatalf("message %x on an unauthenticated link changed the routes", p)
 		}
 	})
 }
@@ -255,8 +269,15 @@ func decodes(p []byte) bool {
 	case mOwner:
 		var m ownerMsg
 		return m.decode(p)
-	case mHello, mHelloAck, mAuth:
-		return true // counted as unauthenticated or ignored as repeats
+	case mHello:
+		var m hello
+		return m.decode(p)
+	case mHelloAck:
+		var m helloAck
+		return m.decode(p)
+	case mAuth:
+		var m auth
+		return m.decode(p)
 	}
 	return false
 }

@@ -295,7 +295,8 @@ func (kv *kvstore) age(o *owner) uint32 {
 	if o == kv.me {
 		return 0
 	}
-	return uint32(min(kv.r.now.Sub(o.alive).Milliseconds(), 1<<31))
+	// Rounded up: an age errs on the old side, never the young.
+	return uint32(min((kv.r.now.Sub(o.alive)+time.Millisecond-1)/time.Millisecond, 1<<31))
 }
 
 func (kv *kvstore) sendDigest(l *link) {
@@ -319,10 +320,17 @@ func (kv *kvstore) sendOwner(l *link, o *owner) {
 	r.queue(l, start, len(r.out), false)
 }
 
-// aliveAt converts an age received from l into our clock, counting half
-// the link's RTT for the trip.
+// aliveAt converts an age received from l into our clock. The trip is
+// counted as a whole round trip (before the first pong, the time since
+// the link was made, which covers the handshake's round trip): the
+// estimate errs early, so an owner's entries vanish no later than
+// SoftStateTimeout after its death, only a few round trips sooner.
 func (kv *kvstore) aliveAt(l *link, ageMs uint32) time.Time {
-	return kv.r.now.Add(-time.Duration(ageMs)*time.Millisecond - l.srtt/2)
+	trip := l.srtt
+	if trip == 0 {
+		trip = kv.r.now.Sub(l.created)
+	}
+	return kv.r.now.Add(-time.Duration(ageMs)*time.Millisecond - trip)
 }
 
 // handleDigest pushes to l every owner it lacks or has at an older
@@ -353,7 +361,8 @@ func (kv *kvstore) handleDigest(l *link, m *digest) {
 		}
 	}
 	for _, o := range kv.list {
-		if o.mark != kv.gen && o.id != l.peer {
+		// Version 0 has never written anything: nothing to push.
+		if o.mark != kv.gen && o.id != l.peer && o.version > 0 {
 			kv.sendOwner(l, o)
 		}
 	}
@@ -380,6 +389,8 @@ func (kv *kvstore) handleOwner(l *link, m *ownerMsg) {
 		if m.version <= o.version {
 			return
 		}
+	} else if m.version == 0 {
+		return // an owner that never wrote: nothing to store
 	}
 	if m.n > r.cfg.MaxEntries {
 		r.stats.LimitDrops++

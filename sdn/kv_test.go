@@ -1,9 +1,11 @@
 package sdn_test
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,10 +29,14 @@ type mapWorld struct {
 	// has them, while stable is set: soft state must not flap.
 	stable   bool
 	spurious int
+	// lastDelete is when any subscriber last saw an entry of the owner
+	// deleted.
+	lastDelete map[sdn.NodeID]time.Time
 }
 
 func newMapWorld(s *simNet, name string) *mapWorld {
-	w := &mapWorld{s: s, name: name, views: map[*simNode]map[entryKey]string{}, truth: map[entryKey]string{}}
+	w := &mapWorld{s: s, name: name, views: map[*simNode]map[entryKey]string{}, truth: map[entryKey]string{},
+		lastDelete: map[sdn.NodeID]time.Time{}}
 	prev := s.onEvent
 	s.onEvent = func(n *simNode, e sdn.Event) {
 		if prev != nil {
@@ -51,6 +57,7 @@ func newMapWorld(s *simNet, name string) *mapWorld {
 					s.tb.Errorf("node %d: delete of unknown entry %d/%q", n.id, e.Owner, e.Key)
 				}
 				delete(v, entryKey{e.Owner, e.Key})
+				w.lastDelete[e.Owner] = s.sim.Now()
 				if _, live := w.truth[entryKey{e.Owner, e.Key}]; live && w.stable && s.byID[e.Owner].alive {
 					w.spurious++
 				}
@@ -189,11 +196,16 @@ func TestMaps(t *testing.T) {
 		}
 		s.sim.RunFor(s.sim.Duration(0, time.Second))
 		s.kill(victim)
-		limit := sdn.DefaultSoftStateTimeout + sdn.DefaultGossipInterval
-		if took, bad := w.converged(limit, w.aliveTruth); bad != "" {
+		killedAt := s.sim.Now()
+		if took, bad := w.converged(sdn.DefaultSoftStateTimeout+time.Second, w.aliveTruth); bad != "" {
 			t.Fatalf("seed %d: entries of dead %d still there after %v: %s", seed, victim.id, took, bad)
+		}
+		// The last deletion, to the nanosecond, is within the soft-state
+		// timeout of the death.
+		if took := w.lastDelete[victim.id].Sub(killedAt); took <= 0 || took > sdn.DefaultSoftStateTimeout {
+			t.Fatalf("seed %d: entries of dead %d vanished %v after its death, want within %v", seed, victim.id, took, sdn.DefaultSoftStateTimeout)
 		} else {
-			t.Logf("seed %d: dead node's entries gone everywhere after %v", seed, took)
+			t.Logf("seed %d: dead node's entries gone everywhere %v after its death", seed, took)
 		}
 
 		// A node leaves: its entries go at once (no timeout).
@@ -263,4 +275,99 @@ func (s *simNet) connectedWithout(n *simNode) bool {
 	ok := s.connected()
 	n.alive = true
 	return ok
+}
+
+// TestMapBounds: a node refuses writes beyond its bounds, and drops and
+// counts what neighbours send beyond them: an owner with too many
+// entries or too large a value, and owners beyond MaxOwners.
+func TestMapBounds(t *testing.T) {
+	s := newSimNet(t, 9)
+	// Node 1 (small bounds) linked to each of nodes 2..6, which are also
+	// linked in a chain (so that they do not depend on the hub).
+	hub := s.addNode(1)
+	var spokes []*simNode
+	for i := 2; i <= 6; i++ {
+		n := s.addNode(sdn.NodeID(i))
+		s.connect(hub.id, n.id, 5*time.Millisecond, 0, 0)
+		if i > 2 {
+			s.connect(n.id-1, n.id, 5*time.Millisecond, 0, 0)
+		}
+		spokes = append(spokes, n)
+	}
+	s.tune = func(c *sdn.Config) {
+		if c.ID == hub.id {
+			c.MaxEntries, c.MaxValueLen, c.MaxOwners = 3, 8, 3
+		}
+	}
+	s.startAll()
+	s.sim.RunFor(3 * time.Second)
+	now := s.sim.Now()
+
+	// Local writes.
+	for i := range 3 {
+		if err := hub.r.MapSet(now, "m", fmt.Sprint(i), []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name, key string
+		value     []byte
+		want      error
+	}{
+		{"m", "3", []byte("v"), sdn.ErrMapFull},
+		{"m", "0", []byte("123456789"), sdn.ErrValueTooBig},
+		{"m", string(make([]byte, 256)), nil, sdn.ErrKeyTooLong},
+		{strings.Repeat("n", 256), "k", nil, sdn.ErrKeyTooLong},
+		{"", "k", nil, sdn.ErrKeyTooLong},
+		{"\x00sys", "k", nil, sdn.ErrReserved},
+	} {
+		if err := hub.r.MapSet(now, tc.name, tc.key, tc.value); !errors.Is(err, tc.want) {
+			t.Errorf("MapSet(%.8q, %.8q, %d bytes) = %v, want %v", tc.name, tc.key, len(tc.value), err, tc.want)
+		}
+	}
+	// Replacing an entry at the limit is fine.
+	if err := hub.r.MapSet(now, "m", "0", []byte("12345678")); err != nil {
+		t.Fatal(err)
+	}
+	hub.drain()
+
+	// Remote owners: 2 writes one entry (kept), 3 too many entries, 4 a
+	// value too large (both dropped); 5 and 6 write one entry each, but
+	// the hub keeps only 3 owners (itself and two others).
+	write := func(n *simNode, count, size int) {
+		for i := range count {
+			if err := n.r.MapSet(s.sim.Now(), "m", fmt.Sprint(i), make([]byte, size)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		n.drain()
+	}
+	write(spokes[0], 1, 1)
+	s.sim.RunFor(time.Second)
+	write(spokes[1], 4, 1)
+	write(spokes[2], 1, 9)
+	s.sim.RunFor(time.Second)
+	drops := hub.r.Stats().LimitDrops
+	write(spokes[3], 1, 1)
+	write(spokes[4], 1, 1)
+	s.sim.RunFor(3 * time.Second)
+
+	owners := map[sdn.NodeID]int{}
+	for _, e := range hub.r.MapEntries("m") {
+		owners[e.Owner]++
+	}
+	if owners[hub.id] != 3 || owners[spokes[0].id] != 1 || owners[spokes[1].id] != 0 || owners[spokes[2].id] != 0 {
+		t.Fatalf("hub's entries by owner: %v", owners)
+	}
+	// Of 5 and 6 exactly one fits (3 and 4, refused, hold no slot).
+	if n := owners[spokes[3].id] + owners[spokes[4].id]; n != 1 || len(owners) != 3 {
+		t.Fatalf("hub keeps %d owners (%v), bound 3", len(owners), owners)
+	}
+	if drops == 0 || hub.r.Stats().LimitDrops == 0 {
+		t.Fatalf("refused state not counted: %d then %d", drops, hub.r.Stats().LimitDrops)
+	}
+	// Every other node, with the default bounds, has everything.
+	if got := len(spokes[4].r.MapEntries("m")); got != 3+1+4+1+1+1 {
+		t.Fatalf("a spoke has %d entries, want 11", got)
+	}
 }

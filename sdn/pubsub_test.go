@@ -2,6 +2,8 @@ package sdn_test
 
 import (
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
@@ -110,16 +112,23 @@ func TestPubSubTree(t *testing.T) {
 			src.drain()
 			return true
 		})
-		// Count the copies each node sends per link and sequence number.
-		s.tapDatagrams = func(n *simNode, tr sdn.Transmit) {
-			if len(tr.Data) < 13 {
+		// Count the copies each node sends per link and sequence number
+		// (for the whole test), and which links each node sends data on
+		// lately (to find a busy relay).
+		recent := map[*simNode]map[sdn.LinkID]bool{}
+		s.tap = func(n *simNode, tr sdn.Transmit) {
+			if !tr.Datagram || len(tr.Data) < 13 {
 				return
 			}
 			k := fwdKey{n, tr.Link, binary.BigEndian.Uint32(tr.Data[9:13])}
 			fwd[k]++
 			if fwd[k] > 1 && dupFwd == "" {
-				dupFwd = "node " + n.id.String() + " sent a packet twice on one link"
+				dupFwd = fmt.Sprintf("t=%v: node %d sent seq %d twice on link %d", s.sim.Now().Sub(testutil.Epoch), n.id, k.seq, k.link)
 			}
+			if recent[n] == nil {
+				recent[n] = map[sdn.LinkID]bool{}
+			}
+			recent[n][tr.Link] = true
 		}
 		s.sim.RunFor(10 * time.Second)
 		if dupFwd != "" {
@@ -156,24 +165,26 @@ func TestPubSubTree(t *testing.T) {
 		// and lose nothing, which the check above holds them to.
 		t.Logf("seed %d: %d packets, %d subscriber-visible moves", seed, lastSent, moves)
 
-		// Kill a relay: a node forwarding to others, not the source, a
-		// subscriber only if no other will do, and whose death leaves the
-		// network connected.
+		// Kill a relay: the node, other than the source, that forwards to
+		// the most neighbours right now (a subscriber only if no other
+		// relay does as much), and whose death leaves the network
+		// connected.
+		clear(recent)
+		s.sim.RunFor(time.Second)
 		var relay *simNode
 		for _, n := range s.nodes {
-			if n == src || !n.alive {
+			if n == src || !n.alive || len(recent[n]) == 0 || !s.connectedWithout(n) {
 				continue
 			}
-			n.alive = false
-			ok := s.connected()
-			n.alive = true
-			if st := n.r.Stats(); ok && st.DataForwarded > 0 && (relay == nil || subs[relay] != nil && subs[n] == nil) {
+			if relay == nil || len(recent[n]) > len(recent[relay]) ||
+				len(recent[n]) == len(recent[relay]) && subs[relay] != nil && subs[n] == nil {
 				relay = n
 			}
 		}
 		if relay == nil {
 			t.Fatalf("seed %d: no relay", seed)
 		}
+		t.Logf("seed %d: killing relay %d, which forwards to %d neighbours (subscriber: %v)", seed, relay.id, len(recent[relay]), subs[relay] != nil)
 		s.kill(relay)
 		delete(subs, relay)
 		killedAt := s.sim.Now()
@@ -193,6 +204,9 @@ func TestPubSubTree(t *testing.T) {
 			}
 		}
 		sending = false
+		if dupFwd != "" {
+			t.Fatalf("seed %d: %s", seed, dupFwd)
+		}
 	}
 }
 
@@ -352,5 +366,69 @@ func TestSubtreeMoves(t *testing.T) {
 		}
 		t.Logf("seed %d: healed at %v, routed direct %v later, moved %v after that", seed,
 			healed.Sub(testutil.Epoch), routed.Sub(healed), moves[0].Sub(routed))
+	}
+}
+
+// TestChannelBound: a node relays and subscribes at most MaxChannels
+// channels; beyond, the API refuses, and subscriptions from neighbours
+// are dropped and counted until a slot frees.
+func TestChannelBound(t *testing.T) {
+	s := newSimNet(t, 11)
+	a, b, c := s.addNode(1), s.addNode(2), s.addNode(3)
+	s.connect(a.id, b.id, 5*time.Millisecond, 0, 0)
+	s.connect(b.id, c.id, 5*time.Millisecond, 0, 0)
+	s.tune = func(cfg *sdn.Config) {
+		if cfg.ID == b.id {
+			cfg.MaxChannels = 2
+		}
+	}
+	subscribed := map[*simNode]bool{}
+	s.onEvent = func(n *simNode, e sdn.Event) {
+		if e, ok := e.(sdn.EventSubscribed); ok && e.Channel == 6 {
+			subscribed[n] = true
+		}
+	}
+	s.startAll()
+	s.sim.RunFor(3 * time.Second)
+	now := s.sim.Now()
+	if err := b.r.Subscribe(now, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.r.Publish(now, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.r.Subscribe(now, 1); err != nil {
+		t.Fatalf("subscribing again: %v", err)
+	}
+	if err := b.r.Subscribe(now, 3); !errors.Is(err, sdn.ErrTooMany) {
+		t.Fatalf("third channel: %v, want ErrTooMany", err)
+	}
+	if err := b.r.Publish(now, 4); !errors.Is(err, sdn.ErrTooMany) {
+		t.Fatalf("fourth channel: %v, want ErrTooMany", err)
+	}
+	b.drain()
+	// c publishes 6 and a subscribes through b, which is full.
+	c.r.Publish(now, 6)
+	c.drain()
+	s.sim.RunFor(time.Second)
+	drops := b.r.Stats().LimitDrops
+	a.r.Subscribe(s.sim.Now(), 6)
+	a.drain()
+	s.sim.RunFor(2 * time.Second)
+	if subscribed[a] {
+		t.Fatal("a joined channel 6 through a full relay")
+	}
+	if b.r.Stats().LimitDrops <= drops {
+		t.Fatal("refused subscription not counted")
+	}
+	// A slot frees: a's next refresh gets through.
+	b.r.Unpublish(s.sim.Now(), 2)
+	b.drain()
+	s.sim.RunFor(2 * time.Second)
+	if !subscribed[a] {
+		t.Fatal("a not joined after the relay freed a slot")
+	}
+	if up, ok := a.r.ChannelUpstream(6); up != b.id || !ok {
+		t.Fatalf("a's upstream for 6: %d %v", up, ok)
 	}
 }

@@ -222,6 +222,9 @@ func (r *Router) HandleLinkDown(now time.Time, id LinkID) {
 	if l == nil {
 		return
 	}
+	if l.state != hsDone {
+		r.stats.HandshakeAborted++
+	}
 	r.dropLink(l, false)
 	r.ps.routesChanged()
 }
@@ -309,17 +312,38 @@ func (r *Router) HandleMessage(now time.Time, id LinkID, data []byte) {
 		}
 		r.kv.handleOwner(l, &m)
 		return
-	case mHello, mHelloAck:
-		// A retransmission the peer sent before our reply reached it.
-		if !l.dialed && t == mHello {
-			var m hello
-			if m.decode(data) && m.node == l.peer && m.nonce == l.noncePe {
-				return
-			}
+	case mHello, mHelloAck, mAuth:
+		r.handshakeRepeat(l, t, data)
+	}
+}
+
+// handshakeRepeat handles a handshake message on an authenticated link:
+// a repetition the peer sent before our reply reached it is ignored;
+// anything else is dropped and counted.
+func (r *Router) handshakeRepeat(l *link, t msgType, data []byte) {
+	var ok, repeat bool
+	switch t {
+	case mHello:
+		var m hello
+		ok = m.decode(data)
+		repeat = !l.dialed && m.node == l.peer && m.nonce == l.noncePe
+	case mHelloAck:
+		var m helloAck
+		ok = m.decode(data)
+		repeat = l.dialed && m.node == l.peer && m.nonce == l.noncePe
+	case mAuth:
+		var m auth
+		ok = m.decode(data)
+		if ok && !l.dialed {
+			var want [macLen]byte
+			r.handshakeMAC(want[:], 'A', l.noncePe, l.nonceMe, l.peer, r.id, l.binding)
+			repeat = hmac.Equal(want[:], m.mac[:])
 		}
-		if l.dialed && t == mHelloAck {
-			return
-		}
+	}
+	switch {
+	case !ok:
+		r.stats.Malformed++
+	case !repeat:
 		r.stats.Unauthenticated++
 	}
 }

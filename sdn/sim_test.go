@@ -30,9 +30,9 @@ type simNet struct {
 	loopErr    error
 	onData     func(n *simNode, d sdn.Delivery)
 	onEvent    func(n *simNode, e sdn.Event)
-	// tapDatagrams sees every data Transmit before it is sent.
-	tapDatagrams func(n *simNode, t sdn.Transmit)
-	logEvents    bool
+	// tap sees every Transmit before it is sent.
+	tap       func(n *simNode, t sdn.Transmit)
+	logEvents bool
 
 	walkMark []uint64
 	walkGen  uint64
@@ -172,8 +172,8 @@ func (n *simNode) drain() {
 		if !ok {
 			break
 		}
-		if t.Datagram && s.tapDatagrams != nil {
-			s.tapDatagrams(n, t)
+		if s.tap != nil {
+			s.tap(n, t)
 		}
 		l := n.links[t.Link]
 		if l == nil || l.closed {
