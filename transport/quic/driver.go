@@ -28,6 +28,9 @@ const (
 	exporterName = "EXPORTER-sansrtc-sdn"
 	queueLen     = 1024
 	maxFrame     = 1 << 20
+	// maxDatagram is the largest data message sent as a datagram: it
+	// fits QUIC's minimum path MTU (1200 bytes) with room for headers.
+	maxDatagram = 1100
 )
 
 // Config configures a Driver.
@@ -58,6 +61,11 @@ type Stats struct {
 	// Oversized counts data messages sent on the stream because they did
 	// not fit a datagram.
 	Oversized uint64
+	// DatagramsOut and StreamOut count the messages queued as QUIC
+	// datagrams (pub/sub data) and on the control stream; DatagramsIn
+	// and StreamIn those received.
+	DatagramsOut, StreamOut uint64
+	DatagramsIn, StreamIn   uint64
 }
 
 // Driver runs an sdn.Router over QUIC links.
@@ -273,14 +281,15 @@ func (d *Driver) drainLocked(now time.Time) {
 		if l == nil {
 			continue
 		}
-		q := l.ctl
-		if t.Datagram && len(t.Data) <= 1100 {
-			q = l.dg
+		q, n := l.ctl, &d.stats.StreamOut
+		if t.Datagram && len(t.Data) <= maxDatagram {
+			q, n = l.dg, &d.stats.DatagramsOut
 		} else if t.Datagram {
 			d.stats.Oversized++
 		}
 		select {
 		case q <- append([]byte(nil), t.Data...):
+			*n++
 		default:
 			d.stats.QueueDrops++
 		}
@@ -431,7 +440,7 @@ func (d *Driver) down(l *qlink) {
 
 func (d *Driver) writeCtl(l *qlink) {
 	defer d.wg.Done()
-	var hdr [4]byte
+	var frame []byte
 	for {
 		select {
 		case <-l.done:
@@ -439,8 +448,8 @@ func (d *Driver) writeCtl(l *qlink) {
 		case <-d.ctx.Done():
 			return
 		case m := <-l.ctl:
-			binary.BigEndian.PutUint32(hdr[:], uint32(len(m)))
-			if _, err := l.stream.Write(append(hdr[:], m...)); err != nil {
+			frame = appendFrame(frame[:0], m)
+			if _, err := l.stream.Write(frame); err != nil {
 				d.down(l)
 				return
 			}
@@ -460,10 +469,14 @@ func (d *Driver) writeDatagrams(l *qlink) {
 			if err := l.conn.SendDatagram(m); err != nil {
 				var tooBig *quicgo.DatagramTooLargeError
 				if errors.As(err, &tooBig) {
+					d.mu.Lock()
 					select {
 					case l.ctl <- m:
+						d.stats.Oversized++
 					default:
+						d.stats.QueueDrops++
 					}
+					d.mu.Unlock()
 					continue
 				}
 				d.down(l)
@@ -475,29 +488,51 @@ func (d *Driver) writeDatagrams(l *qlink) {
 
 func (d *Driver) readStream(l *qlink) {
 	defer d.wg.Done()
-	var hdr [4]byte
 	buf := make([]byte, 4096)
 	for {
-		if _, err := io.ReadFull(l.stream, hdr[:]); err != nil {
+		m, next, err := readFrame(l.stream, buf)
+		if err != nil {
+			if errors.Is(err, errBadFrame) {
+				d.log.Debug("sdn bad frame", "link", l.id, "err", err)
+			}
 			d.down(l)
 			return
 		}
-		n := binary.BigEndian.Uint32(hdr[:])
-		if n == 0 || n > maxFrame {
-			d.log.Debug("sdn bad frame", "link", l.id, "len", n)
-			d.down(l)
-			return
-		}
-		if int(n) > cap(buf) {
-			buf = make([]byte, n)
-		}
-		m := buf[:n]
-		if _, err := io.ReadFull(l.stream, m); err != nil {
-			d.down(l)
-			return
-		}
-		d.handle(l, m)
+		buf = next
+		d.handle(l, m, false)
 	}
+}
+
+// errBadFrame reports a control frame whose length is zero or above
+// maxFrame: the stream cannot be resynchronised, so the link is dropped.
+var errBadFrame = errors.New("quic: bad control frame length")
+
+// appendFrame frames one control message: a 4-byte big-endian length,
+// then the message.
+func appendFrame(b, m []byte) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(len(m)))
+	return append(b, m...)
+}
+
+// readFrame reads one control message framed by appendFrame into buf,
+// grown when too small; next is the buffer to pass to the next call.
+func readFrame(r io.Reader, buf []byte) (m, next []byte, err error) {
+	var hdr [4]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return nil, buf, err
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if n == 0 || n > maxFrame {
+		return nil, buf, fmt.Errorf("%w: %d", errBadFrame, n)
+	}
+	if int(n) > cap(buf) {
+		buf = make([]byte, n)
+	}
+	m = buf[:n]
+	if _, err := io.ReadFull(r, m); err != nil {
+		return nil, buf, err
+	}
+	return m, buf, nil
 }
 
 func (d *Driver) readDatagrams(l *qlink) {
@@ -508,15 +543,20 @@ func (d *Driver) readDatagrams(l *qlink) {
 			d.down(l)
 			return
 		}
-		d.handle(l, m)
+		d.handle(l, m, true)
 	}
 }
 
-func (d *Driver) handle(l *qlink, m []byte) {
+func (d *Driver) handle(l *qlink, m []byte, datagram bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed || d.links[l.id] != l {
 		return
+	}
+	if datagram {
+		d.stats.DatagramsIn++
+	} else {
+		d.stats.StreamIn++
 	}
 	now := time.Now()
 	d.r.HandleMessage(now, l.id, m)

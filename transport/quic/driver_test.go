@@ -142,6 +142,14 @@ func TestQUICCluster(t *testing.T) {
 				t.Fatalf("node %v: seq %d after %d", n.d.Addr().Node, got[i], got[i-1])
 			}
 		}
+		// Data came as QUIC datagrams (every delivery is one), control
+		// on the stream.
+		if st := n.d.Stats(); st.DatagramsIn < uint64(len(got)) || st.StreamIn == 0 {
+			t.Fatalf("node %v: %d deliveries but %+v", n.d.Addr().Node, len(got), st)
+		}
+	}
+	if st := a.d.Stats(); st.DatagramsOut == 0 || st.StreamOut == 0 || st.Oversized != 0 {
+		t.Fatalf("source's driver: %+v", st)
 	}
 
 	// Kill the middle of A's route to C.

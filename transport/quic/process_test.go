@@ -80,7 +80,8 @@ func runChild() {
 			if n%10 == 0 {
 				var b strings.Builder
 				d.Do(func(_ time.Time, r *sdn.Router) {
-					fmt.Fprintf(&b, "state refused=%d", r.Stats().AuthFailures+r.Stats().HandshakeTimeouts)
+					st := r.Stats()
+					fmt.Fprintf(&b, "state refused=%d", st.AuthFailures+st.HandshakeTimeouts+st.HandshakeAborted)
 					for _, ri := range r.Routes() {
 						fmt.Fprintf(&b, " %d:%d", ri.Node, ri.Next)
 					}
@@ -191,8 +192,16 @@ func TestMultiProcess(t *testing.T) {
 	b := spawn(t, 2, "s", "SDN_SUBSCRIBE=7", "SDN_SEEDS="+c.address(t))
 	dd := spawn(t, 4, "s", "SDN_SEEDS="+c.address(t))
 	a := spawn(t, 1, "s", "SDN_PUBLISH=7", "SDN_SEEDS="+b.address(t)+","+dd.address(t))
-	waitFor(t, 15*time.Second, "routes and data on B and C", func() bool {
-		return a.get("route3") != "" && a.get("route3") != "0" && b.recv() > 20 && c.recv() > 20
+	procs := map[int]*proc{1: a, 2: b, 3: c, 4: dd}
+	waitFor(t, 15*time.Second, "routes between every pair, data on B and C", func() bool {
+		for id, p := range procs {
+			for dst := range procs {
+				if r := p.get(fmt.Sprint("route", dst)); dst != id && (r == "" || r == "0") {
+					return false
+				}
+			}
+		}
+		return b.recv() > 20 && c.recv() > 20
 	})
 	mid := a.get("route3")
 	victim, other := b, dd
@@ -204,12 +213,22 @@ func TestMultiProcess(t *testing.T) {
 	waitFor(t, 10*time.Second, "reroute and data on C again", func() bool {
 		return a.get("route3") == strconv.Itoa(map[*proc]int{b: 2, dd: 4}[other]) && c.recv() > before+20
 	})
+	// A process with the wrong secret dials A: each refuses the other
+	// (the dialer checks A's proof and closes; A counts the aborted
+	// handshake) and no route to it forms.
+	refusedA, _ := strconv.Atoi(a.get("refused"))
 	e := spawn(t, 5, "wrong", "SDN_SEEDS="+a.address(t))
 	waitFor(t, 10*time.Second, "refusal of the wrong secret", func() bool {
 		n, _ := strconv.Atoi(e.get("refused"))
-		return n > 0
+		m, _ := strconv.Atoi(a.get("refused"))
+		return n > 0 && m > refusedA
 	})
-	if r := a.get("route5"); r != "" && r != "0" {
-		t.Fatalf("A routes to the wrong-secret node via %s", r)
+	for id, p := range procs {
+		if r := p.get("route5"); p != victim && r != "" && r != "0" {
+			t.Fatalf("node %d routes to the wrong-secret node via %s", id, r)
+		}
+	}
+	if r := e.get("route1"); r != "" && r != "0" {
+		t.Fatalf("the wrong-secret node routes to A via %s", r)
 	}
 }
