@@ -36,5 +36,23 @@
 // the room's tracks, newest publisher first, and when a publisher leaves it
 // moves the section to another track of the same kind
 // (core.Node.SwitchSubscription) so the viewer follows the room's
-// publishers as they come and go.
+// publishers as they come and go. A viewer joins the room as its peer id
+// plus "#whep", so one participant can publish and watch with one token
+// (its own tracks are left out of its view); two viewer sessions of one
+// peer id in one room conflict (409), as two publisher sessions do.
+//
+// # Loss on the way in
+//
+// Media sections whose codec negotiated "nack" are published with NACK
+// on: packets lost between publisher and server are NACKed and their
+// retransmissions (RTX when negotiated, unwrapped by the endpoint) are
+// forwarded in their places, so one lossy uplink does not become loss for
+// every viewer.
+//
+// # Errors
+//
+// Failures of an offer carry their whip status class: the node's limits
+// (room full, too many rooms or sessions) are 503, offers that cannot be
+// served as made (too many tracks or simulcast layers, an SSRC clash) 422,
+// a clash with an existing session or track 409.
 package driver

@@ -450,7 +450,7 @@ func (d *Driver) sendTransmits() {
 func (d *Driver) Offer(ctx context.Context, req whip.Request) (whip.Answer, error) {
 	ufrag, pwd := webrtc.NewICECredentials()
 	neg, err := webrtc.Negotiate(req.Offer, &webrtc.Config{ICEUfrag: ufrag, ICEPwd: pwd, Fingerprint: d.cert.Fingerprint(),
-		Candidates: d.candidates(), Codecs: d.cfg.Codecs})
+		Candidates: d.candidates(), Codecs: d.cfg.Codecs, Send: req.Role == whip.Subscribe})
 	switch {
 	case errors.Is(err, webrtc.ErrMalformed):
 		return whip.Answer{}, fmt.Errorf("%w: %v", whip.ErrMalformed, err)
@@ -465,8 +465,8 @@ func (d *Driver) Offer(ctx context.Context, req whip.Request) (whip.Answer, erro
 	}
 	usable := 0
 	for _, m := range neg.Media {
-		if m.Rejected {
-			continue
+		if m.Rejected || m.Direction == webrtc.Inactive {
+			continue // answered inactive: nothing flows there
 		}
 		if m.Direction != want {
 			return whip.Answer{}, fmt.Errorf("%w: a %s session cannot have a %s media section", whip.ErrUnsupported, req.Role, m.Direction)
@@ -488,18 +488,22 @@ func (d *Driver) Offer(ctx context.Context, req whip.Request) (whip.Answer, erro
 	now := time.Now()
 	p := &peer{id: whip.NewSessionID(), role: req.Role, room: req.Room, peerID: req.PeerID, ufrag: ufrag, ufrags: []string{ufrag},
 		remoteUfrag: neg.RemoteUfrag, remotePwd: neg.RemotePwd}
-	h, err := d.node.CreateEndpoint(now, core.EndpointConfig{PeerID: req.PeerID, Extensions: extensions(neg)})
+	// A viewer joins the room under its peer id plus "#whep", so one
+	// participant (one token) can publish by WHIP and watch by WHEP; its
+	// own tracks stay out of its view (slotCandidates).
+	member := req.PeerID
+	if req.Role == whip.Subscribe {
+		member += "#whep"
+	}
+	h, err := d.node.CreateEndpoint(now, core.EndpointConfig{PeerID: member, Extensions: extensions(neg)})
 	if err != nil {
-		return whip.Answer{}, err
+		return whip.Answer{}, classify(err)
 	}
 	p.h = h
 	fail := func(err error) (whip.Answer, error) {
 		_ = d.node.CloseEndpoint(now, h)
 		d.drainLocked(now)
-		if errors.Is(err, cluster.ErrPeerExists) || errors.Is(err, endpoint.ErrDuplicateTrack) {
-			err = fmt.Errorf("%w: %v", whip.ErrConflict, err)
-		}
-		return whip.Answer{}, err
+		return whip.Answer{}, classify(err)
 	}
 	if err := d.node.Join(now, h, req.Room); err != nil {
 		return fail(err)
@@ -641,6 +645,26 @@ func extensions(neg *webrtc.Negotiated) endpoint.Extensions {
 	return e
 }
 
+// classify gives an error of the core the whip status class it deserves:
+// limits of the node are 503, a request that cannot be served as offered
+// 422, a clash with what exists 409. Anything else stays a 500.
+func classify(err error) error {
+	var class error
+	switch {
+	case errors.Is(err, cluster.ErrPeerExists), errors.Is(err, endpoint.ErrDuplicateTrack), errors.Is(err, cluster.ErrTrackExists):
+		class = whip.ErrConflict
+	case errors.Is(err, cluster.ErrRoomFull), errors.Is(err, cluster.ErrTooManyRooms), errors.Is(err, core.ErrTooManyPeers):
+		class = whip.ErrOverloaded
+	case errors.Is(err, endpoint.ErrInvalidTrack), errors.Is(err, endpoint.ErrTooManyTracks), errors.Is(err, endpoint.ErrSSRCInUse):
+		class = whip.ErrUnsupported
+	case errors.Is(err, cluster.ErrInvalidRoomID):
+		class = whip.ErrMalformed
+	default:
+		return err
+	}
+	return fmt.Errorf("%w: %v", class, err)
+}
+
 // ridOrder ranks common simulcast RID names from lowest to highest
 // quality; unknown names keep the offer's order after the known ones.
 var ridOrder = map[string]int{"q": 0, "l": 0, "low": 0, "0": 0, "h": 1, "m": 1, "mid": 1, "1": 1, "f": 2, "high": 2, "2": 2}
@@ -648,7 +672,7 @@ var ridOrder = map[string]int{"q": 0, "l": 0, "low": 0, "0": 0, "h": 1, "m": 1, 
 func (d *Driver) publishLocked(now time.Time, h core.Handle, neg *webrtc.Negotiated) error {
 	counts := map[webrtc.Kind]int{}
 	for _, m := range neg.Media {
-		if m.Rejected {
+		if m.Rejected || m.Direction != webrtc.RecvOnly {
 			continue
 		}
 		counts[m.Kind]++

@@ -2,6 +2,7 @@ package driver_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"github.com/pion/ice/v4"
 	pion "github.com/pion/webrtc/v4"
 
+	"github.com/sansrtc/sfu/cluster"
 	"github.com/sansrtc/sfu/core"
 	"github.com/sansrtc/sfu/transport/driver"
 	"github.com/sansrtc/sfu/transport/whip"
@@ -38,6 +40,11 @@ func start(t *testing.T, cfg driver.Config, auth whip.Authorizer) (*driver.Drive
 // offer makes a real pion offer: recvonly audio+video (a viewer), or with
 // dataOnly, a data channel and no media.
 func offer(t *testing.T, dataOnly bool) string {
+	return offerDir(t, dataOnly, pion.RTPTransceiverDirectionRecvonly)
+}
+
+// offerDir is offer with media transceivers of direction dir.
+func offerDir(t *testing.T, dataOnly bool, dir pion.RTPTransceiverDirection) string {
 	t.Helper()
 	var se pion.SettingEngine
 	se.SetNetworkTypes([]pion.NetworkType{pion.NetworkTypeUDP4})
@@ -55,7 +62,7 @@ func offer(t *testing.T, dataOnly bool) string {
 		}
 	} else {
 		for _, k := range []pion.RTPCodecType{pion.RTPCodecTypeAudio, pion.RTPCodecTypeVideo} {
-			if _, err := pc.AddTransceiverFromKind(k, pion.RTPTransceiverInit{Direction: pion.RTPTransceiverDirectionRecvonly}); err != nil {
+			if _, err := pc.AddTransceiverFromKind(k, pion.RTPTransceiverInit{Direction: dir}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -130,5 +137,92 @@ func TestOfferFailuresWithTheRealDriver(t *testing.T) {
 	}
 	if s := d2.Stats(); s.Sessions != 1 {
 		t.Fatalf("sessions %d after a refused offer", s.Sessions)
+	}
+}
+
+// pubOffer is a minimal sendonly publisher offer with nVideo VP8 m-lines,
+// the first carrying the given simulcast rids.
+func pubOffer(nVideo int, rids []string) string {
+	var b strings.Builder
+	var mids []string
+	for i := range nVideo {
+		mids = append(mids, fmt.Sprint(i))
+	}
+	b.WriteString("v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE " + strings.Join(mids, " ") + "\r\n")
+	for i := range nVideo {
+		b.WriteString("m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwxyz\r\n")
+		b.WriteString("a=fingerprint:sha-256 AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:22:33:44:55:66:77:88:99\r\n")
+		fmt.Fprintf(&b, "a=setup:actpass\r\na=mid:%d\r\na=sendonly\r\na=rtcp-mux\r\na=rtpmap:96 VP8/90000\r\n", i)
+		b.WriteString("a=extmap:4 urn:ietf:params:rtp-hdrext:sdes:mid\r\na=extmap:10 urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id\r\n")
+		if i == 0 && len(rids) > 0 {
+			for _, r := range rids {
+				b.WriteString("a=rid:" + r + " send\r\n")
+			}
+			b.WriteString("a=simulcast:send " + strings.Join(rids, ";") + "\r\n")
+		}
+	}
+	return b.String()
+}
+
+// TestCoreLimitsHaveTheirStatus: limits and refusals of the core reach the
+// client as 503 (the node is full) or 422 (the offer cannot be served as
+// it is), never as 500.
+func TestCoreLimitsHaveTheirStatus(t *testing.T) {
+	_, url := start(t, driver.Config{Node: core.Config{Cluster: cluster.Config{MaxRooms: 1, MaxPeersPerRoom: 1}}}, nil)
+	if code, _, body := post(t, url+"/whip/r", pubOffer(1, nil)); code != http.StatusCreated {
+		t.Fatalf("publisher: %d %s", code, body)
+	}
+	if code, _, body := post(t, url+"/whep/r", offer(t, false)); code != http.StatusServiceUnavailable {
+		t.Fatalf("room full: %d %s", code, body)
+	}
+	if code, _, body := post(t, url+"/whep/other", offer(t, false)); code != http.StatusServiceUnavailable {
+		t.Fatalf("too many rooms: %d %s", code, body)
+	}
+	_, url = start(t, driver.Config{}, nil)
+	if code, _, body := post(t, url+"/whip/r2", pubOffer(1, []string{"a", "b", "c", "d", "e", "f", "g", "h", "i"})); code != http.StatusUnprocessableEntity {
+		t.Fatalf("9 simulcast rids: %d %s", code, body)
+	}
+	if code, _, body := post(t, url+"/whip/r3", pubOffer(33, nil)); code != http.StatusUnprocessableEntity {
+		t.Fatalf("33 video m-lines: %d %s", code, body)
+	}
+}
+
+// TestSamePeerPublishesAndViews: one participant (one peer id) publishes
+// by WHIP and watches the same room by WHEP; a second viewer session of
+// that peer still conflicts.
+func TestSamePeerPublishesAndViews(t *testing.T) {
+	_, url := start(t, driver.Config{}, func(r *http.Request, token, room string) (whip.Grant, error) {
+		return whip.Grant{PeerID: "alice", Publish: true, Subscribe: true}, nil
+	})
+	if code, _, body := post(t, url+"/whip/r", pubOffer(1, nil)); code != http.StatusCreated {
+		t.Fatalf("alice publishes: %d %s", code, body)
+	}
+	if code, _, body := post(t, url+"/whep/r", offer(t, false)); code != http.StatusCreated {
+		t.Fatalf("alice views the room she publishes in: %d %s", code, body)
+	}
+	if code, _, body := post(t, url+"/whep/r", offer(t, false)); code != http.StatusConflict {
+		t.Fatalf("alice's second viewer: %d %s", code, body)
+	}
+}
+
+// TestWHEPSendRecvOffer: a viewer whose transceivers are sendrecv (the
+// default of addTransceiver in browsers and pion) is answered sendonly,
+// and an inactive section inactive; a publisher's sendrecv is answered
+// recvonly.
+func TestWHEPSendRecvOffer(t *testing.T) {
+	_, url := start(t, driver.Config{}, nil)
+	code, _, answer := post(t, url+"/whep/r", offerDir(t, false, pion.RTPTransceiverDirectionSendrecv))
+	if code != http.StatusCreated || strings.Count(answer, "a=sendonly") != 2 {
+		t.Fatalf("WHEP offer with sendrecv transceivers: %d\n%s", code, answer)
+	}
+	code, _, answer = post(t, url+"/whip/r", strings.ReplaceAll(pubOffer(1, nil), "a=sendonly", "a=sendrecv"))
+	if code != http.StatusCreated || !strings.Contains(answer, "a=recvonly") {
+		t.Fatalf("WHIP offer with sendrecv: %d\n%s", code, answer)
+	}
+	mixed := offerDir(t, false, pion.RTPTransceiverDirectionRecvonly)
+	mixed = strings.Replace(mixed, "a=recvonly", "a=inactive", 1)
+	code, _, answer = post(t, url+"/whep/r2", mixed)
+	if code != http.StatusCreated || !strings.Contains(answer, "a=inactive") || !strings.Contains(answer, "a=sendonly") {
+		t.Fatalf("WHEP offer with an inactive section: %d\n%s", code, answer)
 	}
 }

@@ -111,6 +111,11 @@ type Config struct {
 	// Rand draws the SSRCs of tracks we send and the o= session id. Nil
 	// means a generator seeded from crypto/rand.
 	Rand *rand.Rand
+	// Send says the session is one we send media on (a WHEP viewer's):
+	// a sendrecv m-line is answered sendonly. Otherwise (a publisher's)
+	// it is answered recvonly. sendonly and recvonly offers are answered
+	// in the mirror direction either way.
+	Send bool
 }
 
 // Codec is a codec accepted for an m-line.
@@ -300,7 +305,7 @@ func Negotiate(offer string, cfg *Config) (*Negotiated, error) {
 		mids[m.MID] = true
 		if md.MediaName.Port.Value != 0 && (m.Kind == KindAudio || m.Kind == KindVideo) &&
 			(bundle == nil || bundle[m.MID]) {
-			if err := negotiateMedia(md, &m, prefs); err != nil {
+			if err := negotiateMedia(md, &m, prefs, cfg.Send); err != nil {
 				return nil, err
 			}
 		}
@@ -360,7 +365,7 @@ func bundleMIDs(sd *sdp.SessionDescription) map[string]bool {
 // negotiateMedia fills m for an audio or video m-line, leaving m.Rejected
 // set when nothing in it is acceptable. It returns only ErrUnsupported-class
 // errors for transport features that cannot be negotiated away.
-func negotiateMedia(md *sdp.MediaDescription, m *Media, prefs []string) error {
+func negotiateMedia(md *sdp.MediaDescription, m *Media, prefs []string, send bool) error {
 	if _, ok := md.Attribute("rtcp-mux"); !ok {
 		return fmt.Errorf("%w: m-line %q lacks rtcp-mux", ErrUnsupported, m.MID)
 	}
@@ -371,11 +376,11 @@ func negotiateMedia(md *sdp.MediaDescription, m *Media, prefs []string) error {
 			dir = Direction(a.Key)
 		}
 	}
-	switch dir {
-	case SendOnly, SendRecv:
-		m.Direction = RecvOnly
-	case RecvOnly:
+	switch {
+	case dir == SendRecv && send, dir == RecvOnly:
 		m.Direction = SendOnly
+	case dir == SendOnly, dir == SendRecv:
+		m.Direction = RecvOnly
 	default:
 		m.Direction = Inactive
 	}
