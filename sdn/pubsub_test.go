@@ -185,8 +185,21 @@ func TestPubSubTree(t *testing.T) {
 			t.Fatalf("seed %d: no relay", seed)
 		}
 		t.Logf("seed %d: killing relay %d, which forwards to %d neighbours (subscriber: %v)", seed, relay.id, len(recent[relay]), subs[relay] != nil)
+		// The subscribers below the relay (following their upstreams).
+		below := map[*simNode]int{} // subscriber → moves seen before
+		for n, st := range subs {
+			for cur, hops := n, 0; cur != nil && hops < len(s.nodes); hops++ {
+				up, _ := cur.r.ChannelUpstream(ch)
+				if up == relay.id {
+					below[n] = st.moved
+					break
+				}
+				cur = s.byID[up]
+			}
+		}
 		s.kill(relay)
 		delete(subs, relay)
+		delete(below, relay)
 		killedAt := s.sim.Now()
 		s.sim.RunFor(3 * time.Second)
 		for n, st := range subs {
@@ -194,6 +207,17 @@ func TestPubSubTree(t *testing.T) {
 				t.Fatalf("seed %d: subscriber %d got nothing new within 3s of relay %d dying", seed, n.id, relay.id)
 			}
 		}
+		// Those whose path went through the relay are told it moved (a
+		// media subscriber asks for a keyframe).
+		if len(below) == 0 {
+			t.Fatalf("seed %d: no subscriber below relay %d", seed, relay.id)
+		}
+		for n, before := range below {
+			if subs[n].moved == before {
+				t.Fatalf("seed %d: subscriber %d below dead relay %d not told its path moved", seed, n.id, relay.id)
+			}
+		}
+		t.Logf("seed %d: %d subscribers below the dead relay, all receiving again and told", seed, len(below))
 
 		// Kill the source: the channel ends everywhere.
 		s.kill(src)
