@@ -94,7 +94,7 @@ var codecParams = map[string]pion.RTPCodecParameters{
 }
 
 // signal does the WHIP/WHEP exchange for pc and returns the session URL.
-func signal(t *testing.T, pc *pion.PeerConnection, url string) string {
+func signal(t *testing.T, pc *pion.PeerConnection, url string) (location, etag string) {
 	t.Helper()
 	offer, err := pc.CreateOffer(nil)
 	if err != nil {
@@ -119,9 +119,9 @@ func signal(t *testing.T, pc *pion.PeerConnection, url string) string {
 	}
 	loc := resp.Header.Get("Location")
 	if i := strings.Index(url, "/wh"); i >= 0 {
-		return url[:i] + loc
+		loc = url[:i] + loc
 	}
-	return loc
+	return loc, resp.Header.Get("ETag")
 }
 
 func deleteSession(t *testing.T, url string) {
@@ -141,6 +141,7 @@ func deleteSession(t *testing.T, url string) {
 type publisher struct {
 	pc       *pion.PeerConnection
 	location string
+	etag     string
 	answer   string
 	twcc     atomic.Int64 // transport-wide feedback packets received
 	stop     chan struct{}
@@ -178,7 +179,7 @@ func publish(t *testing.T, srv *testServer, api *pion.API, room string, tracks .
 		locals = append(locals, local)
 		senders = append(senders, tx.Sender())
 	}
-	p.location = signal(t, pc, srv.url+"/whip/"+room)
+	p.location, p.etag = signal(t, pc, srv.url+"/whip/"+room)
 	p.answer = pc.RemoteDescription().SDP
 	var mu sync.Mutex // the sources may share one seeded Rand
 	for i, tr := range tracks {
@@ -287,7 +288,7 @@ func view(t *testing.T, srv *testServer, api *pion.API, room, name string) *view
 			}
 		}()
 	})
-	v.location = signal(t, pc, srv.url+"/whep/"+room)
+	v.location, _ = signal(t, pc, srv.url+"/whep/"+room)
 	t.Cleanup(v.close)
 	return v
 }
@@ -510,16 +511,23 @@ func TestPionICERestart(t *testing.T) {
 	}
 	ufrag, pwd := sdpAttr(offer.SDP, "ice-ufrag"), sdpAttr(offer.SDP, "ice-pwd")
 	frag := "a=ice-ufrag:" + ufrag + "\r\na=ice-pwd:" + pwd + "\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\n"
-	req, _ := http.NewRequest(http.MethodPatch, pub.location, strings.NewReader(frag))
-	req.Header.Set("Content-Type", "application/trickle-ice-sdpfrag")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
+	code, body, etag := patchIfMatch(t, pub.location, "*", frag)
+	if code != http.StatusOK {
+		t.Fatalf("PATCH: %d %s", code, body)
 	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("PATCH: %d %s", resp.StatusCode, body)
+	// RFC 9725 section 4.3.2: a restart gives the session a new entity-tag;
+	// a retry of the same restart gets the same answer.
+	if etag == "" || etag == pub.etag {
+		t.Fatalf("ETag after the restart %q, before %q", etag, pub.etag)
+	}
+	if code, again, _ := patchIfMatch(t, pub.location, "*", frag); code != http.StatusOK || again != body {
+		t.Fatalf("retried restart: %d %q, want the first answer %q", code, again, body)
+	}
+	if code, _, _ := patchIfMatch(t, pub.location, pub.etag, "a=candidate:1 1 udp 1 127.0.0.1 9 typ host\r\n"); code != http.StatusPreconditionFailed {
+		t.Fatalf("trickle with the old ETag: %d, want 412", code)
+	}
+	if code, _, _ := patchIfMatch(t, pub.location, etag, "a=candidate:1 1 udp 1 127.0.0.1 9 typ host\r\n"); code != http.StatusNoContent {
+		t.Fatalf("trickle with the new ETag: %d, want 204", code)
 	}
 	newUfrag, newPwd := sdpAttr(string(body), "ice-ufrag"), sdpAttr(string(body), "ice-pwd")
 	oldUfrag, oldPwd := sdpAttr(pub.answer, "ice-ufrag"), sdpAttr(pub.answer, "ice-pwd")
@@ -552,15 +560,26 @@ func TestPionICERestart(t *testing.T) {
 // patch sends a trickle-ice-sdpfrag PATCH and returns status and body.
 func patch(t *testing.T, location, frag string) (int, string) {
 	t.Helper()
+	code, body, _ := patchIfMatch(t, location, "", frag)
+	return code, body
+}
+
+// patchIfMatch is patch with an If-Match header (none if empty); it also
+// returns the response's ETag.
+func patchIfMatch(t *testing.T, location, ifMatch, frag string) (int, string, string) {
+	t.Helper()
 	req, _ := http.NewRequest(http.MethodPatch, location, strings.NewReader(frag))
 	req.Header.Set("Content-Type", "application/trickle-ice-sdpfrag")
+	if ifMatch != "" {
+		req.Header.Set("If-Match", ifMatch)
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body)
+	return resp.StatusCode, string(body), resp.Header.Get("ETag")
 }
 
 // sdpAttr returns the first value of a=name: in an SDP or fragment.

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -126,7 +127,9 @@ type peer struct {
 	// remoteUfrag and remotePwd are the peer's current ICE credentials:
 	// a PATCH that carries them is trickle, one with new ones a restart.
 	remoteUfrag, remotePwd string
-	slots                  []slot
+	// restartAnswer is the answer to the last ICE restart, for a retry.
+	restartAnswer string
+	slots         []slot
 	// twcc records a publisher's transport-wide sequence numbers and
 	// builds the feedback its congestion controller needs (nil when
 	// transport-cc was not negotiated). twccExt is the extension id.
@@ -556,7 +559,7 @@ func (d *Driver) Offer(ctx context.Context, req whip.Request) (whip.Answer, erro
 	d.drainLocked(now)
 	d.log.LogAttrs(ctx, slog.LevelInfo, "session opened", slog.String("id", p.id), slog.String("role", req.Role.String()),
 		slog.String("room", req.Room), slog.String("peer", req.PeerID))
-	return whip.Answer{SDP: neg.Answer, ID: p.id}, nil
+	return whip.Answer{SDP: neg.Answer, ID: p.id, ETag: p.etag()}, nil
 }
 
 // markFailed queues a session whose DTLS failed or was closed by the peer
@@ -831,38 +834,49 @@ func (d *Driver) onViewerEvent(now time.Time, p *peer, e endpoint.Event) bool {
 // with new ICE credentials is an ICE restart (RFC 9725 section 4.3): the
 // session gets new local credentials, DTLS and SRTP carry on, and the
 // answer fragment carries our new credentials and candidates.
-func (d *Driver) Patch(ctx context.Context, role whip.Role, room, id, fragment string) (string, error) {
-	frag, err := webrtc.ParseICEFragment(fragment)
+//
+// The session's entity-tag changes with each restart; a PATCH whose
+// If-Match names an older one is refused (412). A restart repeated with
+// the same credentials and If-Match "*" (a client retrying after a lost
+// response) gets the same answer again.
+func (d *Driver) Patch(ctx context.Context, req whip.PatchRequest) (whip.PatchResult, error) {
+	frag, err := webrtc.ParseICEFragment(req.Fragment)
 	if err != nil {
-		return "", fmt.Errorf("%w: %v", whip.ErrMalformed, err)
+		return whip.PatchResult{}, fmt.Errorf("%w: %v", whip.ErrMalformed, err)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	p := d.byID[id]
-	if p == nil || p.role != role || p.room != room {
-		return "", whip.ErrNotFound
+	p := d.byID[req.ID]
+	if p == nil || p.role != req.Role || p.room != req.Room {
+		return whip.PatchResult{}, whip.ErrNotFound
+	}
+	if req.IfMatch != "" && req.IfMatch != "*" && req.IfMatch != p.etag() {
+		return whip.PatchResult{}, fmt.Errorf("%w: If-Match %s, the session is %s", whip.ErrPreconditionFailed, req.IfMatch, p.etag())
 	}
 	if frag.Ufrag == "" && frag.Pwd == "" {
-		return "", nil // trickle without credentials
+		return whip.PatchResult{ETag: p.etag()}, nil // trickle without credentials
 	}
 	if frag.Ufrag == p.remoteUfrag {
 		// Trickle with the current credentials (RFC 8840 fragments carry
 		// them): ICE-lite takes no remote candidates, so nothing to do.
 		// The same ufrag with another password is no valid restart.
 		if frag.Pwd != "" && frag.Pwd != p.remotePwd {
-			return "", fmt.Errorf("%w: ice-pwd changed without ice-ufrag", whip.ErrMalformed)
+			return whip.PatchResult{}, fmt.Errorf("%w: ice-pwd changed without ice-ufrag", whip.ErrMalformed)
 		}
-		return "", nil
+		if req.IfMatch == "*" && p.restartAnswer != "" {
+			return whip.PatchResult{Fragment: p.restartAnswer, ETag: p.etag()}, nil // a retried restart
+		}
+		return whip.PatchResult{ETag: p.etag()}, nil
 	}
 	if frag.Ufrag == "" || frag.Pwd == "" {
-		return "", fmt.Errorf("%w: an ICE restart needs both ice-ufrag and ice-pwd", whip.ErrMalformed)
+		return whip.PatchResult{}, fmt.Errorf("%w: an ICE restart needs both ice-ufrag and ice-pwd", whip.ErrMalformed)
 	}
 	if len(p.ufrags) >= 16 {
-		return "", fmt.Errorf("%w: too many ICE restarts", whip.ErrConflict)
+		return whip.PatchResult{}, fmt.Errorf("%w: too many ICE restarts", whip.ErrConflict)
 	}
 	ufrag, pwd := webrtc.NewICECredentials()
 	if err := p.sess.RestartICE(time.Now(), ufrag, pwd, frag.Ufrag); err != nil {
-		return "", fmt.Errorf("%w: %v", whip.ErrConflict, err)
+		return whip.PatchResult{}, fmt.Errorf("%w: %v", whip.ErrConflict, err)
 	}
 	// The old ufrag stays registered so the current path keeps working
 	// until the peer nominates one with the new credentials.
@@ -870,8 +884,13 @@ func (d *Driver) Patch(ctx context.Context, role whip.Role, room, id, fragment s
 	p.ufrag = ufrag
 	p.ufrags = append(p.ufrags, ufrag)
 	p.remoteUfrag, p.remotePwd = frag.Ufrag, frag.Pwd
-	return webrtc.AnswerFragment(ufrag, pwd, d.candidates()), nil
+	p.restartAnswer = webrtc.AnswerFragment(ufrag, pwd, d.candidates())
+	return whip.PatchResult{Fragment: p.restartAnswer, ETag: p.etag()}, nil
 }
+
+// etag is the session's entity-tag: its id and its number of ICE
+// restarts.
+func (p *peer) etag() string { return `"` + p.id + "." + strconv.Itoa(len(p.ufrags)-1) + `"` }
 
 // Delete implements whip.Backend: it ends the session and frees
 // everything it held.

@@ -23,6 +23,9 @@ var (
 	ErrUnsupported  = errors.New("whip: unsupported media")      // 422
 	ErrOverloaded   = errors.New("whip: server overloaded")      // 503
 	ErrConflict     = errors.New("whip: session state conflict") // 409
+	// ErrPreconditionFailed: a PATCH's If-Match names another entity-tag
+	// than the session's current one.
+	ErrPreconditionFailed = errors.New("whip: entity-tag does not match") // 412
 )
 
 // Role says whether a session publishes (WHIP) or plays (WHEP).
@@ -70,15 +73,39 @@ type Answer struct {
 	SDP string
 	// ID names the session in its Location URL: unguessable, URL-safe.
 	ID string
+	// ETag is the session's entity-tag, quoted (RFC 9110); empty means
+	// "\"" + ID + "\"".
+	ETag string
+}
+
+// PatchRequest is a PATCH on a session: trickle ICE or an ICE restart
+// (RFC 9725 section 4.3).
+type PatchRequest struct {
+	Role     Role
+	Room, ID string
+	// IfMatch is the request's If-Match: "" when absent, "*" (an ICE
+	// restart, which must carry it), or an entity-tag the backend checks
+	// against the session's current one (ErrPreconditionFailed if not).
+	IfMatch  string
+	Fragment string
+}
+
+// PatchResult is the backend's answer to a PATCH.
+type PatchResult struct {
+	// Fragment is the answer fragment: the server's new ICE credentials
+	// after a restart; "" when there is nothing to answer (204).
+	Fragment string
+	// ETag is the session's entity-tag after the request (it changes with
+	// an ICE restart); empty sends none.
+	ETag string
 }
 
 // Backend runs the WebRTC sessions.
 type Backend interface {
 	// Offer creates a session from an SDP offer.
 	Offer(ctx context.Context, req Request) (Answer, error)
-	// Patch applies a trickle-ICE or ICE-restart SDP fragment to a session
-	// and returns the answer fragment ("" when there is nothing to answer).
-	Patch(ctx context.Context, role Role, room, id, fragment string) (string, error)
+	// Patch applies a trickle-ICE or ICE-restart SDP fragment to a session.
+	Patch(ctx context.Context, req PatchRequest) (PatchResult, error)
 	// Delete ends a session.
 	Delete(ctx context.Context, role Role, room, id string) error
 }
@@ -213,7 +240,10 @@ func (h *Handler) resource(w http.ResponseWriter, r *http.Request, role Role) {
 	hd.Set("Content-Type", "application/sdp")
 	hd.Set("Location", "/"+role.String()+"/"+room+"/"+ans.ID)
 	hd.Set("Accept-Patch", "application/trickle-ice-sdpfrag")
-	hd.Set("ETag", `"`+ans.ID+`"`)
+	if ans.ETag == "" {
+		ans.ETag = `"` + ans.ID + `"`
+	}
+	hd.Set("ETag", ans.ETag)
 	h.linkICEServers(w)
 	w.WriteHeader(http.StatusCreated)
 	_, _ = io.WriteString(w, ans.SDP)
@@ -249,26 +279,26 @@ func (h *Handler) session(w http.ResponseWriter, r *http.Request, role Role) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	if m := r.Header.Get("If-Match"); m != "" && m != "*" && m != `"`+id+`"` {
-		h.fail(w, r, http.StatusPreconditionFailed, "ETag does not match")
-		return
-	}
 	frag, ok := h.body(w, r, "application/trickle-ice-sdpfrag")
 	if !ok {
 		return
 	}
-	out, err := h.cfg.Backend.Patch(r.Context(), role, room, id, frag)
+	res, err := h.cfg.Backend.Patch(r.Context(), PatchRequest{Role: role, Room: room, ID: id,
+		IfMatch: strings.TrimSpace(r.Header.Get("If-Match")), Fragment: frag})
 	if err != nil {
 		h.error(w, r, err)
 		return
 	}
-	if out == "" {
+	if res.ETag != "" {
+		w.Header().Set("ETag", res.ETag)
+	}
+	if res.Fragment == "" {
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
 	w.Header().Set("Content-Type", "application/trickle-ice-sdpfrag")
 	w.WriteHeader(http.StatusOK)
-	_, _ = io.WriteString(w, out)
+	_, _ = io.WriteString(w, res.Fragment)
 }
 
 func (h *Handler) authorize(r *http.Request, room string) (Grant, error) {
@@ -339,6 +369,8 @@ func (h *Handler) error(w http.ResponseWriter, r *http.Request, err error) {
 		status = http.StatusNotFound
 	case errors.Is(err, ErrConflict):
 		status = http.StatusConflict
+	case errors.Is(err, ErrPreconditionFailed):
+		status = http.StatusPreconditionFailed
 	case errors.Is(err, ErrUnsupported):
 		status = http.StatusUnprocessableEntity
 	case errors.Is(err, ErrOverloaded):

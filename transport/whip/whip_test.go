@@ -17,10 +17,11 @@ import (
 // driver, which has its own end-to-end tests with real peers.
 type backend struct {
 	offers   []whip.Request
-	patches  []string
+	patches  []whip.PatchRequest
 	deletes  []string
 	offerErr error
-	patchOut string
+	patchOut whip.PatchResult
+	patchErr error
 	sessions map[string]bool
 }
 
@@ -37,12 +38,12 @@ func (b *backend) Offer(_ context.Context, req whip.Request) (whip.Answer, error
 	return whip.Answer{SDP: "v=0\r\nanswer\r\n", ID: id}, nil
 }
 
-func (b *backend) Patch(_ context.Context, _ whip.Role, _, id, frag string) (string, error) {
-	if !b.sessions[id] {
-		return "", whip.ErrNotFound
+func (b *backend) Patch(_ context.Context, req whip.PatchRequest) (whip.PatchResult, error) {
+	if !b.sessions[req.ID] {
+		return whip.PatchResult{}, whip.ErrNotFound
 	}
-	b.patches = append(b.patches, frag)
-	return b.patchOut, nil
+	b.patches = append(b.patches, req)
+	return b.patchOut, b.patchErr
 }
 
 func (b *backend) Delete(_ context.Context, _ whip.Role, _, id string) error {
@@ -105,11 +106,28 @@ func TestPublishLifecycle(t *testing.T) {
 	if resp := do(t, "PATCH", srv.URL+loc, "application/trickle-ice-sdpfrag", "", "a=candidate:1 1 udp 1 127.0.0.1 5000 typ host\r\n"); resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("trickle status %d", resp.StatusCode)
 	}
-	b.patchOut = "a=ice-ufrag:new\r\na=ice-pwd:newpwdnewpwdnewpwdnewpwd\r\n"
-	resp = do(t, "PATCH", srv.URL+loc, "application/trickle-ice-sdpfrag", "", "a=ice-ufrag:x\r\na=ice-pwd:y\r\n")
-	if body, _ := io.ReadAll(resp.Body); resp.StatusCode != http.StatusOK || string(body) != b.patchOut {
-		t.Fatalf("restart status %d body %q", resp.StatusCode, body)
+	b.patchOut = whip.PatchResult{Fragment: "a=ice-ufrag:new\r\na=ice-pwd:newpwdnewpwdnewpwdnewpwd\r\n", ETag: `"s1.1"`}
+	req, _ := http.NewRequest("PATCH", srv.URL+loc, strings.NewReader("a=ice-ufrag:x\r\na=ice-pwd:y\r\n"))
+	req.Header.Set("Content-Type", "application/trickle-ice-sdpfrag")
+	req.Header.Set("If-Match", "*")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
 	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || string(body) != b.patchOut.Fragment || resp.Header.Get("ETag") != `"s1.1"` {
+		t.Fatalf("restart status %d body %q ETag %q", resp.StatusCode, body, resp.Header.Get("ETag"))
+	}
+	if got := b.patches[len(b.patches)-1]; got.IfMatch != "*" || got.Room != "room1" || got.Role != whip.Publish {
+		t.Fatalf("backend got %+v", got)
+	}
+	// A stale entity-tag is the backend's ErrPreconditionFailed: 412.
+	b.patchErr = whip.ErrPreconditionFailed
+	if resp := do(t, "PATCH", srv.URL+loc, "application/trickle-ice-sdpfrag", "", "a=candidate:1 1 udp 1 127.0.0.1 5000 typ host\r\n"); resp.StatusCode != http.StatusPreconditionFailed {
+		t.Fatalf("stale ETag: %d", resp.StatusCode)
+	}
+	b.patchErr = nil
 	if resp := do(t, "DELETE", srv.URL+loc, "", "", ""); resp.StatusCode != http.StatusOK {
 		t.Fatalf("delete status %d", resp.StatusCode)
 	}
