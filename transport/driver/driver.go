@@ -28,9 +28,10 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultMaxSessions   = 1000
-	consentCheckInterval = time.Second
-	maxEventRounds       = 16
+	DefaultMaxSessions    = 1000
+	DefaultConnectTimeout = 30 * time.Second
+	consentCheckInterval  = time.Second
+	maxEventRounds        = 16
 	// twccInterval is how often publishers get transport-wide congestion
 	// control feedback: what their bandwidth estimate (and so their
 	// bitrate and simulcast layers) ramps up on.
@@ -61,6 +62,11 @@ type Config struct {
 	// for this long: the peer vanished (default 30 s, RFC 7675). Browsers
 	// check every few seconds; do not go below about 10 s for them.
 	ConsentTimeout time.Duration
+	// ConnectTimeout closes a session that has not finished its DTLS
+	// handshake this long after its offer (default 30 s): a peer that
+	// completes ICE and keeps it alive but never connects must not hold a
+	// session slot for ever.
+	ConnectTimeout time.Duration
 	// Logger receives session lifecycle logs (default: discard).
 	Logger *slog.Logger
 }
@@ -77,8 +83,8 @@ func (c *Config) Validate() error {
 type Stats struct {
 	Sessions       int
 	SessionsOpened uint64
-	// SessionsExpired counts sessions closed because ICE consent lapsed or
-	// DTLS failed.
+	// SessionsExpired counts sessions closed because ICE consent lapsed,
+	// DTLS failed, or they did not connect within ConnectTimeout.
 	SessionsExpired uint64
 	// Sent and SendErrors count egress RTP; NotConnected counts transmits
 	// dropped because the session had no SRTP keys yet.
@@ -127,6 +133,7 @@ type peer struct {
 	// remoteUfrag and remotePwd are the peer's current ICE credentials:
 	// a PATCH that carries them is trickle, one with new ones a restart.
 	remoteUfrag, remotePwd string
+	created                time.Time
 	// restartAnswer is the answer to the last ICE restart, for a retry.
 	restartAnswer string
 	slots         []slot
@@ -160,6 +167,9 @@ func New(cfg Config) (*Driver, error) {
 	}
 	if cfg.MaxSessions == 0 {
 		cfg.MaxSessions = DefaultMaxSessions
+	}
+	if cfg.ConnectTimeout <= 0 {
+		cfg.ConnectTimeout = DefaultConnectTimeout
 	}
 	if !cfg.UDPAddr.IsValid() {
 		cfg.UDPAddr = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), 0)
@@ -314,9 +324,13 @@ func (d *Driver) expireLocked(now time.Time) {
 	}
 	d.failed = d.failed[:0]
 	for _, p := range d.sortedPeers() {
-		if p.sess.Expired(now) {
+		switch {
+		case p.sess.Expired(now):
 			d.stats.SessionsExpired++
 			d.closePeerLocked(now, p, "ice consent expired")
+		case !p.connected && now.Sub(p.created) >= d.cfg.ConnectTimeout:
+			d.stats.SessionsExpired++
+			d.closePeerLocked(now, p, "not connected in time")
 		}
 	}
 }
@@ -490,7 +504,7 @@ func (d *Driver) Offer(ctx context.Context, req whip.Request) (whip.Answer, erro
 	}
 	now := time.Now()
 	p := &peer{id: whip.NewSessionID(), role: req.Role, room: req.Room, peerID: req.PeerID, ufrag: ufrag, ufrags: []string{ufrag},
-		remoteUfrag: neg.RemoteUfrag, remotePwd: neg.RemotePwd}
+		remoteUfrag: neg.RemoteUfrag, remotePwd: neg.RemotePwd, created: now}
 	// A viewer joins the room under its peer id plus "#whep", so one
 	// participant (one token) can publish by WHIP and watch by WHEP; its
 	// own tracks stay out of its view (slotCandidates).
