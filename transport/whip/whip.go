@@ -267,7 +267,14 @@ func (h *Handler) session(w http.ResponseWriter, r *http.Request, role Role) {
 		h.fail(w, r, http.StatusNotFound, "no such session")
 		return
 	}
-	if _, err := h.authorize(r, room); err != nil {
+	// The session URL is unguessable, but a token must still grant the
+	// session's role: a subscribe-only token cannot end or restart a
+	// publisher's session whose URL it learned.
+	grant, err := h.authorize(r, room)
+	if err == nil && ((role == Publish && !grant.Publish) || (role == Subscribe && !grant.Subscribe)) {
+		err = fmt.Errorf("%w: token does not allow %s in %q", ErrForbidden, role, room)
+	}
+	if err != nil {
 		h.error(w, r, err)
 		return
 	}

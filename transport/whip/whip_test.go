@@ -200,6 +200,8 @@ func TestFailureStatuses(t *testing.T) {
 		{"overloaded", "POST", "/whep/r", "application/sdp", "good", offer, whip.ErrOverloaded, 503, "Retry-After", whip.DefaultRetryAfter},
 		{"internal error hides detail", "POST", "/whep/r", "application/sdp", "good", offer, errors.New("secret detail"), 500, "", ""},
 		{"ok", "POST", "/whip/r", "application/sdp", "good", offer, nil, 201, "Location", "/whip/r/s1"},
+		{"viewer deleting a publisher", "DELETE", "/whip/r/s1", "", "viewer", "", nil, 403, "", ""},
+		{"viewer restarting a publisher", "PATCH", "/whip/r/s1", "application/trickle-ice-sdpfrag", "viewer", "a=ice-ufrag:x\r\na=ice-pwd:y\r\n", nil, 403, "", ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
