@@ -1,6 +1,7 @@
 package driver_test
 
 import (
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -82,5 +83,27 @@ func TestConnectTimeout(t *testing.T) {
 	}
 	if code, _, body := post(t, url+"/whep/r", offer(t, false)); code != 201 {
 		t.Fatalf("the slot is not free: %d %s", code, body)
+	}
+}
+
+// TestCertificateRenewed: new sessions get a fresh DTLS certificate once
+// the current one is certRenewal old, so a long-running server never
+// offers an expired one; until then they share it.
+func TestCertificateRenewed(t *testing.T) {
+	_, url := start(t, driver.Config{}, nil)
+	fp := func() string {
+		code, _, ans := post(t, url+"/whep/r"+fmt.Sprint(time.Now().UnixNano()), offer(t, false))
+		if code != 201 {
+			t.Fatal(code, ans)
+		}
+		return sdpValue(ans, "fingerprint")
+	}
+	a, b := fp(), fp()
+	if a == "" || a != b {
+		t.Fatalf("fingerprints %q %q: want one certificate while young", a, b)
+	}
+	defer driver.SetCertRenewal(0)()
+	if c := fp(); c == a {
+		t.Fatal("certificate not renewed once old")
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/interceptor/pkg/twcc"
@@ -93,11 +94,13 @@ type Stats struct {
 
 // Driver runs a core.Node on real sockets and implements whip.Backend.
 type Driver struct {
-	cfg  Config
-	log  *slog.Logger
-	cert *webrtc.Certificate
-	mux  *udp.Mux
-	tcp  *udp.TCPListener
+	cfg    Config
+	log    *slog.Logger
+	certMu sync.Mutex
+	cert   *webrtc.Certificate
+	certAt time.Time
+	mux    *udp.Mux
+	tcp    *udp.TCPListener
 
 	mu      sync.Mutex
 	node    *core.Node
@@ -198,7 +201,7 @@ func New(cfg Config) (*Driver, error) {
 		return nil, err
 	}
 	d := &Driver{
-		cfg: cfg, log: cfg.Logger, cert: cert, mux: mux, node: node,
+		cfg: cfg, log: cfg.Logger, cert: cert, certAt: time.Now(), mux: mux, node: node,
 		peers: map[core.Handle]*peer{}, byID: map[string]*peer{},
 		plain: make([]byte, 1500), rtcpBuf: make([]byte, 1500),
 		wake: make(chan struct{}, 1),
@@ -462,11 +465,37 @@ func (d *Driver) sendTransmits() {
 	}
 }
 
+// certRenewal is the age at which the DTLS certificate (valid 30 days) is
+// replaced for new sessions; sessions keep the one they started with.
+var certRenewal atomic.Int64 // a time.Duration; tests shorten it
+
+func init() { certRenewal.Store(int64(7 * 24 * time.Hour)) }
+
+// certificate returns the DTLS certificate for a new session, renewing it
+// when it is certRenewal old, so a long-running server never hands out an
+// expired one.
+func (d *Driver) certificate() (*webrtc.Certificate, error) {
+	d.certMu.Lock()
+	defer d.certMu.Unlock()
+	if time.Since(d.certAt) >= time.Duration(certRenewal.Load()) {
+		c, err := webrtc.NewCertificate()
+		if err != nil {
+			return nil, err
+		}
+		d.cert, d.certAt = c, time.Now()
+	}
+	return d.cert, nil
+}
+
 // Offer implements whip.Backend: it negotiates, creates the endpoint and
 // the WebRTC session, and returns the answer.
 func (d *Driver) Offer(ctx context.Context, req whip.Request) (whip.Answer, error) {
 	ufrag, pwd := webrtc.NewICECredentials()
-	neg, err := webrtc.Negotiate(req.Offer, &webrtc.Config{ICEUfrag: ufrag, ICEPwd: pwd, Fingerprint: d.cert.Fingerprint(),
+	cert, err := d.certificate()
+	if err != nil {
+		return whip.Answer{}, err
+	}
+	neg, err := webrtc.Negotiate(req.Offer, &webrtc.Config{ICEUfrag: ufrag, ICEPwd: pwd, Fingerprint: cert.Fingerprint(),
 		Candidates: d.candidates(), Codecs: d.cfg.Codecs, Send: req.Role == whip.Subscribe})
 	switch {
 	case errors.Is(err, webrtc.ErrMalformed):
@@ -539,7 +568,7 @@ func (d *Driver) Offer(ctx context.Context, req whip.Request) (whip.Answer, erro
 		}
 	}
 	sess, err := webrtc.NewSession(now, webrtc.SessionConfig{
-		Certificate: d.cert, LocalUfrag: ufrag, LocalPwd: pwd, RemoteUfrag: neg.RemoteUfrag,
+		Certificate: cert, LocalUfrag: ufrag, LocalPwd: pwd, RemoteUfrag: neg.RemoteUfrag,
 		RemoteFingerprint: neg.RemoteFingerprint, Logger: d.log, ConsentTimeout: d.cfg.ConsentTimeout,
 		OnRTP:  func(now time.Time, pkt []byte) { d.input(now, h, pkt, false) },
 		OnRTCP: func(now time.Time, pkt []byte) { d.input(now, h, pkt, true) },
