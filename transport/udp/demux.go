@@ -67,27 +67,44 @@ func LocalUfrag(b []byte) ([]byte, bool) {
 type DemuxStats struct {
 	// Delivered counts datagrams handed to a handler.
 	Delivered uint64
-	// Bound counts remote addresses bound to a handler by STUN.
+	// Bound counts remote addresses bound (or rebound) to a handler by
+	// STUN, and ICE-TCP connections bound by their first frame.
 	Bound uint64
-	// Unknown counts datagrams from unbound addresses that were not a STUN
-	// Binding request for a registered ufrag, or that the handler refused.
+	// Unknown counts datagrams from unbound addresses (and first frames
+	// of ICE-TCP connections) that were not a STUN Binding request for a
+	// registered ufrag or that the handler refused, and Binding requests
+	// from a bound address that the other registration they name refused.
 	Unknown uint64
 }
 
-// maxAddrsPerHandler bounds how many remote addresses one session may have
-// bound (a peer's candidate pairs); the oldest is unbound past it.
+// maxAddrsPerHandler bounds how many remote addresses, and separately how
+// many ICE-TCP connections, one registration may have bound (a peer's
+// candidate pairs); past it the oldest address is unbound, the oldest
+// connection closed.
 const maxAddrsPerHandler = 8
 
+// entry is one registration: a ufrag, its handler, and what is bound to it.
+// addrs and conns are guarded by Demux.mu.
 type entry struct {
 	ufrag string
 	h     Handler
 	addrs []netip.AddrPort
+	conns []*tcpConn
 }
 
 // Demux routes datagrams to sessions: by remote address once bound, and by
 // the STUN USERNAME's local ufrag for new addresses. It is safe for
 // concurrent use: Register/Unregister from any goroutine, Dispatch from
 // read loops (sharing a read lock).
+//
+// A STUN Binding request from a bound address whose USERNAME names the
+// ufrag of another registration goes to that registration's handler, and
+// if it authenticates there the address is rebound to it: a client that
+// multiplexes several PeerConnections over one port, or a NAT mapping
+// reused within a session's consent timeout, reaches its new session.
+// Everything else from a bound address (media, DTLS, STUN for the bound
+// registration or for no registration) goes to the bound handler without
+// a ufrag lookup.
 type Demux struct {
 	mu                        sync.RWMutex
 	byAddr                    map[netip.AddrPort]*entry
@@ -101,7 +118,8 @@ func NewDemux() *Demux {
 }
 
 // Register routes STUN requests for ufrag (our local ICE ufrag) to h,
-// replacing any handler registered under it.
+// replacing any handler registered under it (whose addresses are unbound
+// and ICE-TCP connections closed).
 func (d *Demux) Register(ufrag string, h Handler) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -111,7 +129,9 @@ func (d *Demux) Register(ufrag string, h Handler) {
 	d.byUfrag[ufrag] = &entry{ufrag: ufrag, h: h}
 }
 
-// Unregister forgets ufrag and every address bound to its handler.
+// Unregister forgets ufrag, unbinds every address bound under it and
+// closes every ICE-TCP connection bound under it, so nothing reaches its
+// handler any more and a TCP peer sees its connection end.
 func (d *Demux) Unregister(ufrag string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -128,6 +148,11 @@ func (d *Demux) unbindLocked(e *entry) {
 		}
 	}
 	e.addrs = nil
+	for _, c := range e.conns {
+		c.entry = nil
+		c.close()
+	}
+	e.conns = nil
 }
 
 // Stats returns the counters.
@@ -143,36 +168,139 @@ func (d *Demux) Dispatch(now time.Time, from netip.AddrPort, w Writer, b []byte)
 	e := d.byAddr[from]
 	d.mu.RUnlock()
 	if e != nil {
-		d.delivered.Add(1)
-		return e.h.HandleDatagram(now, from, w, b)
+		if len(b) == 0 || b[0] >= 4 { // not STUN: the hot path
+			d.delivered.Add(1)
+			return e.h.HandleDatagram(now, from, w, b)
+		}
+		other := d.otherRegistration(e, b)
+		if other == nil {
+			d.delivered.Add(1)
+			return e.h.HandleDatagram(now, from, w, b)
+		}
+		e = other
+	} else {
+		uf, ok := LocalUfrag(b)
+		if !ok {
+			d.unknown.Add(1)
+			return false
+		}
+		d.mu.RLock()
+		e = d.byUfrag[string(uf)] // no allocation: map lookup by converted []byte
+		d.mu.RUnlock()
+		if e == nil {
+			d.unknown.Add(1)
+			return false
+		}
 	}
-	uf, ok := LocalUfrag(b)
-	if !ok {
-		d.unknown.Add(1)
-		return false
-	}
-	d.mu.RLock()
-	e = d.byUfrag[string(uf)] // no allocation: map lookup by converted []byte
-	d.mu.RUnlock()
-	if e == nil || !e.h.HandleDatagram(now, from, w, b) {
+	if !e.h.HandleDatagram(now, from, w, b) {
 		d.unknown.Add(1)
 		return false
 	}
 	d.mu.Lock()
-	if d.byUfrag[e.ufrag] == e && d.byAddr[from] == nil {
-		if len(e.addrs) >= maxAddrsPerHandler {
-			if d.byAddr[e.addrs[0]] == e {
-				delete(d.byAddr, e.addrs[0])
-			}
-			e.addrs = append(e.addrs[:0], e.addrs[1:]...)
-		}
-		e.addrs = append(e.addrs, from)
-		d.byAddr[from] = e
+	if d.byUfrag[e.ufrag] == e {
+		d.bindLocked(e, from)
 	}
 	d.mu.Unlock()
 	d.delivered.Add(1)
 	d.bound.Add(1)
 	return true
+}
+
+// otherRegistration returns the registration named by the local ufrag of
+// a STUN Binding request b from an address bound to e, when that is not
+// e; nil otherwise (b is no Binding request, names e, or names nothing
+// registered).
+func (d *Demux) otherRegistration(e *entry, b []byte) *entry {
+	uf, ok := LocalUfrag(b)
+	if !ok || string(uf) == e.ufrag { // comparison does not allocate
+		return nil
+	}
+	d.mu.RLock()
+	other := d.byUfrag[string(uf)]
+	d.mu.RUnlock()
+	if other == e {
+		return nil
+	}
+	return other
+}
+
+// bindLocked binds from to e, taking it from any other registration.
+func (d *Demux) bindLocked(e *entry, from netip.AddrPort) {
+	cur := d.byAddr[from]
+	if cur == e {
+		return
+	}
+	if cur != nil {
+		for i, a := range cur.addrs {
+			if a == from {
+				cur.addrs = append(cur.addrs[:i], cur.addrs[i+1:]...)
+				break
+			}
+		}
+	}
+	if len(e.addrs) >= maxAddrsPerHandler {
+		if d.byAddr[e.addrs[0]] == e {
+			delete(d.byAddr, e.addrs[0])
+		}
+		e.addrs = append(e.addrs[:0], e.addrs[1:]...)
+	}
+	e.addrs = append(e.addrs, from)
+	d.byAddr[from] = e
+}
+
+// dispatchConn handles the first frame of an ICE-TCP connection: like a
+// datagram from an unbound address, it must be a Binding request for a
+// registered ufrag that the handler authenticates. Then the connection is
+// bound to that registration (and closed when it goes away) and its
+// handler returned.
+func (d *Demux) dispatchConn(now time.Time, c *tcpConn, b []byte) (Handler, bool) {
+	uf, ok := LocalUfrag(b)
+	if !ok {
+		d.unknown.Add(1)
+		return nil, false
+	}
+	d.mu.RLock()
+	e := d.byUfrag[string(uf)]
+	d.mu.RUnlock()
+	if e == nil || !e.h.HandleDatagram(now, c.remote, c, b) {
+		d.unknown.Add(1)
+		return nil, false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.byUfrag[e.ufrag] != e {
+		// Unregistered while the handler answered.
+		d.unknown.Add(1)
+		return nil, false
+	}
+	if len(e.conns) >= maxAddrsPerHandler {
+		old := e.conns[0]
+		e.conns = append(e.conns[:0], e.conns[1:]...)
+		old.entry = nil
+		old.close()
+	}
+	e.conns = append(e.conns, c)
+	c.entry = e
+	d.delivered.Add(1)
+	d.bound.Add(1)
+	return e.h, true
+}
+
+// unbindConn forgets a closed ICE-TCP connection.
+func (d *Demux) unbindConn(c *tcpConn) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	e := c.entry
+	if e == nil {
+		return
+	}
+	c.entry = nil
+	for i, x := range e.conns {
+		if x == c {
+			e.conns = append(e.conns[:i], e.conns[i+1:]...)
+			break
+		}
+	}
 }
 
 // Lookup returns the handler registered under ufrag.

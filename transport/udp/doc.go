@@ -8,6 +8,18 @@
 // classified by their first byte as in RFC 7983 (0-3 STUN, 20-63 DTLS,
 // 128-191 RTP/RTCP); the handler does the per-protocol work.
 //
+// Rebinding: a Binding request from a bound address whose USERNAME names
+// the ufrag of another registration goes to that registration's handler,
+// and if that handler authenticates it the address moves there. A client
+// that multiplexes several PeerConnections over one port, or a NAT
+// mapping reused before the old session's consent ran out, reaches its
+// new session; a request the other handler refuses changes nothing. Only
+// STUN from a bound address pays for the USERNAME lookup: media and DTLS
+// take the address map alone, allocation-free. Unregister (and Register
+// over an existing ufrag) unbinds every address and closes every ICE-TCP
+// connection bound under that ufrag. One registration keeps at most 8
+// addresses and 8 TCP connections; the oldest goes first.
+//
 // Mux.Serve is the read loop: it reads batches into buffers it owns and
 // reuses, and hands each datagram to its handler, borrowed for the call.
 // On Linux it calls recvmmsg(2) itself and parses the sender addresses it
@@ -16,7 +28,9 @@
 // BatchSize 1 it uses ReadFromUDPAddrPort. All three allocate nothing per
 // datagram in steady state (TestMuxReadAllocs). WritePacket allocates
 // nothing; WriteBatch sends many datagrams per sendmmsg (x/net WriteBatch)
-// with cached destination addresses.
+// with cached destination addresses. A datagram the kernel refuses is
+// skipped and counted out of the returned total, and the rest of the
+// batch still goes: the batch holds every peer's egress.
 //
 // No UDP GSO (UDP_SEGMENT): one GSO send carries equal-sized segments to
 // a single destination, while an SFU's batch is one packet to each of many
@@ -31,6 +45,23 @@
 // TCPListener accepts ICE-TCP (RFC 6544, passive) connections framed as in
 // RFC 4571 and routes them through the same Demux; each connection is the
 // Writer for its session.
+//
+// An ICE-TCP connection costs little until it authenticates: its first
+// frame (at most 1024 bytes, within 5 s) is read into a buffer of its
+// own size, and the 64 KiB frame buffer comes only after a session has
+// accepted that frame. Connections still waiting for their first frame
+// are capped at 256 in total and 16 per remote IP; past either cap a new
+// one is closed at once (TCPStats.Rejected).
+//
+// Writes to an ICE-TCP connection never block: WritePacket copies the
+// frame into the connection's 64 KiB ring buffer (allocated once, on its
+// first answer; nothing per packet after that) and a writer goroutine of
+// its own drains it. When the ring is full the datagram is dropped
+// (ErrSendQueueFull, TCPStats.Dropped), as a full UDP socket buffer would
+// drop it; when the peer reads nothing for 5 s while data waits, the
+// connection is closed (TCPStats.Stalled). So a peer that stops reading
+// stalls neither the driver, which writes media and RTCP under its lock,
+// nor its session's read side.
 //
 // Everything here is I/O and goroutines; the pure parts (Classify,
 // LocalUfrag, Demux.Dispatch) are separately testable and fuzzed.

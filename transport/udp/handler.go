@@ -16,11 +16,14 @@ type Writer interface {
 //
 // HandleDatagram is called on a read goroutine with b borrowed for the
 // call only: b may be modified in place (SRTP decryption) but not kept. w
-// answers on the path the datagram came in by. The return value matters
-// for datagrams from an address not yet bound to the session: true
-// (a STUN Binding request that authenticated) binds the address to this
-// handler; false leaves it unbound. Handlers of one Mux and of its TCP
-// listener may be called concurrently from different goroutines.
+// answers on the path the datagram came in by; it must not block (an
+// ICE-TCP connection queues, the UDP socket does not wait for peers). The
+// return value matters for datagrams from an address not yet bound to
+// this handler's registration (unbound, or bound to another one, or a new
+// ICE-TCP connection): true (a STUN Binding request that authenticated)
+// binds the address to it; false leaves the binding as it was. Handlers of
+// one Mux and of its TCP listener may be called concurrently from
+// different goroutines.
 type Handler interface {
 	HandleDatagram(now time.Time, from netip.AddrPort, w Writer, b []byte) bool
 }

@@ -47,6 +47,8 @@ type Datagram struct {
 	To netip.AddrPort
 }
 
+var errWriteBatchNothing = errors.New("udp: WriteBatch sent nothing")
+
 // batchConn is the part of ipv4.PacketConn / ipv6.PacketConn we use.
 type batchConn interface {
 	WriteBatch(ms []ipv4.Message, flags int) (int, error)
@@ -124,11 +126,16 @@ func (m *Mux) WritePacket(b []byte, to netip.AddrPort) error {
 }
 
 // WriteBatch sends datagrams with as few syscalls as the OS allows
-// (sendmmsg on Linux) and returns how many were sent.
+// (sendmmsg on Linux). A datagram the kernel refuses (an unreachable or
+// invalid destination, one too large) is skipped and the rest are still
+// sent, so one peer's bad path costs no other peer its packets. It returns
+// how many were sent and the first error; len(ds) minus the count is how
+// many failed. Only a closed socket stops it early.
 func (m *Mux) WriteBatch(ds []Datagram) (int, error) {
 	m.wmu.Lock()
 	defer m.wmu.Unlock()
 	sent := 0
+	var first error
 	for len(ds) > 0 {
 		n := min(len(ds), 64)
 		if cap(m.wmsgs) < n {
@@ -143,19 +150,32 @@ func (m *Mux) WriteBatch(ds []Datagram) (int, error) {
 			msgs[i].Addr = m.udpAddrLocked(d.To)
 		}
 		k, err := m.batch.WriteBatch(msgs, 0)
-		sent += k
 		for i := range msgs {
 			msgs[i].Buffers[0] = nil
 		}
-		if err != nil {
-			return sent, err
+		k = max(k, 0) // sendmmsg returns -1 when the first message fails
+		sent += k
+		ds = ds[k:]
+		if err == nil && k == 0 {
+			err = errWriteBatchNothing
+		}
+		if err == nil {
+			continue
+		}
+		if first == nil {
+			first = err
+		}
+		if errors.Is(err, net.ErrClosed) {
+			return sent, first
 		}
 		if k == 0 {
-			return sent, errors.New("udp: WriteBatch sent nothing")
+			// sendmmsg fails only when it cannot send the first message
+			// (an error after some are sent comes back on the next call):
+			// skip that one.
+			ds = ds[1:]
 		}
-		ds = ds[k:]
 	}
-	return sent, nil
+	return sent, first
 }
 
 // udpAddrLocked returns a cached *net.UDPAddr for to, so steady-state

@@ -164,6 +164,93 @@ func TestDemuxAddrLimit(t *testing.T) {
 	}
 }
 
+// ufragHandler accepts STUN requests for its own ufrag signed "ok"
+// (USERNAME "<ufrag>:ok") and counts what it is given.
+type ufragHandler struct {
+	ufrag       string
+	stun, other int
+}
+
+func (h *ufragHandler) HandleDatagram(_ time.Time, _ netip.AddrPort, _ Writer, b []byte) bool {
+	if Classify(b) != ClassSTUN {
+		h.other++
+		return false
+	}
+	h.stun++
+	return bytes.Contains(b, []byte(h.ufrag+":ok"))
+}
+
+// A Binding request from an address bound to one session that names
+// another session's ufrag goes to that other session, and if it
+// authenticates there the address is rebound to it: a client multiplexing
+// several PeerConnections over one port (pion's UDPMux, gateways, cascaded
+// SFUs), or a NAT mapping reused within a session's consent timeout, must
+// reach its new session. A request the other session refuses changes
+// nothing, and the bound session still gets everything else.
+func TestDemuxRebindsToOtherRegistration(t *testing.T) {
+	d := NewDemux()
+	a, b := &ufragHandler{ufrag: "aaaa"}, &ufragHandler{ufrag: "bbbb"}
+	d.Register("aaaa", a)
+	d.Register("bbbb", b)
+	from := netip.MustParseAddrPort("192.0.2.1:5000")
+	now := time.Now()
+	if !d.Dispatch(now, from, nopWriter{}, stunRequest("aaaa:ok")) {
+		t.Fatal("A's request not bound")
+	}
+	// Refused by B: A keeps the address.
+	if d.Dispatch(now, from, nopWriter{}, stunRequest("bbbb:bad")) {
+		t.Fatal("B's refused request reported as bound")
+	}
+	d.Dispatch(now, from, nopWriter{}, rtpPacket)
+	if a.stun != 1 || b.stun != 1 || a.other != 1 || b.other != 0 {
+		t.Fatalf("after B refused: A %+v, B %+v", a, b)
+	}
+	// A request for no registered ufrag, and A's own consent checks, go
+	// to A as before.
+	d.Dispatch(now, from, nopWriter{}, stunRequest("cccc:ok"))
+	if !d.Dispatch(now, from, nopWriter{}, stunRequest("aaaa:ok")) || a.stun != 3 || b.stun != 1 {
+		t.Fatalf("bound address's own STUN: A %+v, B %+v", a, b)
+	}
+	// Accepted by B: the address moves to B.
+	if !d.Dispatch(now, from, nopWriter{}, stunRequest("bbbb:ok")) || b.stun != 2 {
+		t.Fatalf("B's valid Binding request from an address bound to A was not given to B: A %+v, B %+v", a, b)
+	}
+	d.Dispatch(now, from, nopWriter{}, rtpPacket)
+	if a.other != 1 || b.other != 1 {
+		t.Fatalf("media after the rebind: A %+v, B %+v", a, b)
+	}
+	// A no longer holds the address: its end leaves B's binding alone.
+	d.Unregister("aaaa")
+	d.Dispatch(now, from, nopWriter{}, rtpPacket)
+	if b.other != 2 {
+		t.Fatalf("Unregister of A unbound B's address: B %+v", b)
+	}
+	if st := d.Stats(); st.Bound != 2 || st.Unknown != 1 {
+		t.Errorf("stats %+v, want 2 bindings and B's refusal unknown", st)
+	}
+}
+
+// After an ICE restart one session is registered under two ufrags; a
+// request for the new one from an address bound under the old one still
+// reaches it, and the address stays with it when the old ufrag goes.
+func TestDemuxRebindWithinOneSession(t *testing.T) {
+	d := NewDemux()
+	h := &fakeHandler{}
+	d.Register("old", h)
+	from := netip.MustParseAddrPort("192.0.2.1:5000")
+	now := time.Now()
+	d.Dispatch(now, from, nopWriter{}, stunRequest("old:ok"))
+	d.Register("new", h)
+	if !d.Dispatch(now, from, nopWriter{}, stunRequest("new:ok")) || h.count() != 2 {
+		t.Fatalf("new-ufrag request from a bound address: %d delivered", h.count())
+	}
+	d.Unregister("old")
+	d.Dispatch(now, from, nopWriter{}, rtpPacket)
+	if h.count() != 3 {
+		t.Fatal("address lost with the old ufrag")
+	}
+}
+
 func TestDemuxAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts are meaningless under -race")
@@ -186,25 +273,69 @@ type nopHandler struct{}
 
 func (nopHandler) HandleDatagram(time.Time, netip.AddrPort, Writer, []byte) bool { return true }
 
+// FuzzDemux feeds one datagram from an address that is either unbound or
+// already bound to session "two" (odd ports), with session "one" also
+// registered. Only a Binding request naming a ufrag may reach a session
+// the address is not bound to, and only one that session accepts may
+// (re)bind the address.
 func FuzzDemux(f *testing.F) {
 	f.Add(stunRequest("one:ok"), uint16(1000))
+	f.Add(stunRequest("one:ok"), uint16(1001))
+	f.Add(stunRequest("two:ok"), uint16(1000))
+	f.Add(stunRequest("one:bad"), uint16(1001))
 	f.Add(rtpPacket, uint16(1000))
+	f.Add(rtpPacket, uint16(1001))
 	f.Add([]byte{22, 0xfe, 0xfd}, uint16(1))
 	f.Fuzz(func(t *testing.T, b []byte, port uint16) {
 		d := NewDemux()
-		h := &fakeHandler{}
-		d.Register("one", h)
+		one, two := &fakeHandler{}, &ufragHandler{ufrag: "two"}
+		d.Register("one", one)
+		d.Register("two", two)
 		from := netip.AddrPortFrom(netip.MustParseAddr("192.0.2.1"), port)
-		bound := d.Dispatch(time.Now(), from, nopWriter{}, b)
-		uf, isReq := LocalUfrag(b)
-		if bound && (!isReq || string(uf) != "one") {
-			t.Fatalf("bound by a datagram that is not a request for our ufrag: %x", b)
+		now := time.Now()
+		prebound := port%2 == 1
+		if prebound {
+			if !d.Dispatch(now, from, nopWriter{}, stunRequest("two:ok")) {
+				t.Fatal("two's request not bound")
+			}
+			two.stun = 0
 		}
-		if h.count() > 0 && (!isReq || string(uf) != "one") {
-			t.Fatalf("delivered an unbound non-STUN datagram: %x", b)
+		bound := d.Dispatch(now, from, nopWriter{}, b)
+		uf, isReq := LocalUfrag(b)
+		forOne := isReq && string(uf) == "one"
+		forTwo := isReq && string(uf) == "two"
+		if one.count() > 0 && !forOne {
+			t.Fatalf("one was given a datagram that is not a request for its ufrag: %x", b)
+		}
+		if !prebound && bound && !forOne && !forTwo {
+			t.Fatalf("bound by a datagram that is not a request for a registered ufrag: %x", b)
+		}
+		if !prebound && two.stun+two.other > 0 && !forTwo {
+			t.Fatalf("two was given an unbound datagram that is not a request for its ufrag: %x", b)
+		}
+		if prebound && !forOne && two.stun+two.other != 1 {
+			t.Fatalf("a datagram from two's address not for one did not reach two: %x", b)
+		}
+		// Media from the address now goes where the binding says.
+		n1, o2 := one.count(), two.other
+		d.Dispatch(now, from, nopWriter{}, rtpPacket)
+		toOne := bound && forOne
+		toTwo := (prebound && !toOne) || (bound && forTwo)
+		if got := one.count() - n1; got != b2i(toOne) {
+			t.Fatalf("after %x (bound %v): one got %d media datagrams", b, bound, got)
+		}
+		if got := two.other - o2; got != b2i(toTwo) {
+			t.Fatalf("after %x (bound %v): two got %d media datagrams", b, bound, got)
 		}
 		_ = Classify(b)
 	})
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func startMux(t *testing.T, cfg Config) *Mux {
@@ -271,6 +402,57 @@ func TestMuxRoundTrip(t *testing.T) {
 				if err != nil || n != 1 || buf[0] != byte(i) {
 					t.Fatalf("datagram %d: %v %v", i, err, buf[:n])
 				}
+			}
+		})
+	}
+}
+
+// A datagram the kernel refuses (here a destination a 127.0.0.1 socket
+// cannot reach) costs only itself: the driver batches every peer's egress
+// together, so the rest of the batch must still go out, and the count
+// returned is what was sent.
+func TestMuxWriteBatchSkipsRefused(t *testing.T) {
+	m := startMux(t, Config{})
+	rx, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rx.Close()
+	good := rx.LocalAddr().(*net.UDPAddr).AddrPort()
+	bad := netip.MustParseAddrPort("192.0.2.1:9")
+	for _, tc := range []struct {
+		name string
+		to   []netip.AddrPort
+	}{
+		{"first", []netip.AddrPort{bad, good, good, good}},
+		{"middle", []netip.AddrPort{good, bad, good, good}},
+		{"last", []netip.AddrPort{good, good, good, bad}},
+		{"several", []netip.AddrPort{bad, good, bad, bad, good, good, bad}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var ds []Datagram
+			want := 0
+			for i, to := range tc.to {
+				ds = append(ds, Datagram{B: []byte{byte(i)}, To: to})
+				if to == good {
+					want++
+				}
+			}
+			sent, err := m.WriteBatch(ds)
+			if sent != want || err == nil {
+				t.Errorf("WriteBatch = %d, %v; want %d and the refusal", sent, err, want)
+			}
+			got := 0
+			buf := make([]byte, 16)
+			for {
+				_ = rx.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+				if _, _, err := rx.ReadFrom(buf); err != nil {
+					break
+				}
+				got++
+			}
+			if got != want {
+				t.Fatalf("the good peer got %d of its %d datagrams", got, want)
 			}
 		})
 	}

@@ -101,7 +101,8 @@ type SessionStats struct {
 	// DecryptErrors counts SRTP/SRTCP packets that failed authentication,
 	// replay checks or parsing.
 	DecryptErrors uint64
-	// Dropped counts datagrams of unknown class or arriving before keys.
+	// Dropped counts datagrams of unknown class, arriving before keys,
+	// or arriving after the session closed or failed.
 	Dropped uint64
 }
 
@@ -120,7 +121,9 @@ type path struct {
 //
 // HandleDatagram may be called from several read goroutines; the encrypt
 // and write methods from several writers; the two sides have separate
-// locks so reading never waits on writing.
+// locks so reading never waits on writing. No lock that Expired, Stats,
+// PollTimeout or decryption take is held while writing to the network. A
+// closed or failed session drops all input.
 type Session struct {
 	cfg SessionConfig
 	log *slog.Logger
@@ -129,8 +132,12 @@ type Session struct {
 	path  atomic.Pointer[path]
 
 	// Read side.
-	rmu   sync.Mutex
-	ice   *ICELite
+	rmu sync.Mutex
+	ice *ICELite
+	// stunB holds a STUN response while it is written, under smu and not
+	// rmu, so a blocking Writer delays only this session's next STUN
+	// answer, never Expired, Stats or media. smu is taken before rmu.
+	smu   sync.Mutex
 	stunB [128]byte
 	rtpH  rtp.Header
 	rtcpH rtcp.Header
@@ -223,9 +230,17 @@ func (s *Session) PollTimeout() time.Time {
 // HandleDatagram takes one datagram from the demux. STUN is answered on w,
 // DTLS goes to the handshake, SRTP/SRTCP is decrypted in place and handed
 // to OnRTP/OnRTCP. It returns true when b was a valid STUN Binding request
-// (so the demux may bind from to this session).
+// (so the demux may bind from to this session). A closed or failed session
+// drops everything: in particular it no longer answers consent checks, so
+// the peer learns the session is gone even if the demux still routes to it.
 func (s *Session) HandleDatagram(now time.Time, from netip.AddrPort, w udp.Writer, b []byte) bool {
 	if len(b) == 0 {
+		return false
+	}
+	if st := s.State(); st == StateClosed || st == StateFailed {
+		s.rmu.Lock()
+		s.stats.Dropped++
+		s.rmu.Unlock()
 		return false
 	}
 	switch c := b[0]; {
@@ -244,6 +259,8 @@ func (s *Session) HandleDatagram(now time.Time, from netip.AddrPort, w udp.Write
 }
 
 func (s *Session) handleSTUN(now time.Time, from netip.AddrPort, w udp.Writer, b []byte) bool {
+	s.smu.Lock()
+	defer s.smu.Unlock()
 	s.rmu.Lock()
 	resp, ok := s.ice.HandleSTUN(now, from, b, s.stunB[:0])
 	var sel netip.AddrPort
@@ -251,13 +268,13 @@ func (s *Session) handleSTUN(now time.Time, from netip.AddrPort, w udp.Writer, b
 	if ok {
 		sel, _ = s.ice.Selected()
 		nominated = s.ice.Nominated()
-		if err := w.WritePacket(resp, from); err != nil && s.log.Enabled(context.Background(), slog.LevelDebug) {
-			s.log.LogAttrs(context.Background(), slog.LevelDebug, "stun response", slog.String("err", err.Error()))
-		}
 	}
 	s.rmu.Unlock()
 	if !ok {
 		return false
+	}
+	if err := w.WritePacket(resp, from); err != nil && s.log.Enabled(context.Background(), slog.LevelDebug) {
+		s.log.LogAttrs(context.Background(), slog.LevelDebug, "stun response", slog.String("err", err.Error()))
 	}
 	if p := s.path.Load(); p == nil || (sel == from && (p.addr != from || p.w != w)) {
 		s.path.Store(&path{w: w, addr: from})
