@@ -90,6 +90,8 @@ type Stats struct {
 	// Sent and SendErrors count egress RTP; NotConnected counts transmits
 	// dropped because the session had no SRTP keys yet.
 	Sent, SendErrors, NotConnected uint64
+	// TCP is the ICE-TCP listener's counters (zero with DisableTCP).
+	TCP udp.TCPStats
 }
 
 // Driver runs a core.Node on real sockets and implements whip.Backend.
@@ -233,6 +235,9 @@ func (d *Driver) Stats() Stats {
 	defer d.mu.Unlock()
 	s := d.stats
 	s.Sessions = len(d.peers)
+	if d.tcp != nil {
+		s.TCP = d.tcp.Stats()
+	}
 	return s
 }
 
