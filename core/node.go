@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/sansrtc/sfu/cluster"
@@ -227,14 +228,7 @@ func (n *Node) CloseEndpoint(now time.Time, h Handle) error {
 	// Nothing more is polled for h: its queued packets, feedback and
 	// events go, and so do the timers of its closed tracks.
 	n.out.Discard(uint64(h))
-	kept := n.events[:n.ehead]
-	for _, e := range n.events[n.ehead:] {
-		if e.Endpoint != h {
-			kept = append(kept, e)
-		}
-	}
-	clear(n.events[len(kept):])
-	n.events = kept
+	n.events = n.events[:n.ehead+len(slices.DeleteFunc(n.events[n.ehead:], func(e Event) bool { return e.Endpoint == h }))]
 	return nil
 }
 

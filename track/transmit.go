@@ -3,6 +3,7 @@ package track
 import (
 	"encoding/binary"
 	"errors"
+	"slices"
 	"time"
 )
 
@@ -300,22 +301,9 @@ func (o *Output) PollFeedback() (Feedback, bool) {
 // is gone) and the timers of closed tracks, so nothing of it is polled
 // later or kept alive by the queues.
 func (o *Output) Discard(owner uint64) {
-	tx := o.tx[:o.txHead]
-	for _, t := range o.tx[o.txHead:] {
-		if t.Owner != owner {
-			tx = append(tx, t)
-		}
-	}
-	clear(o.tx[len(tx):])
-	o.tx = tx
-	fb := o.fb[:o.fbHead]
-	for _, f := range o.fb[o.fbHead:] {
-		if f.Owner != owner {
-			fb = append(fb, f)
-		}
-	}
-	clear(o.fb[len(fb):])
-	o.fb = fb
+	// slices.DeleteFunc zeroes what it removes, so nothing stays reachable.
+	o.tx = o.tx[:o.txHead+len(slices.DeleteFunc(o.tx[o.txHead:], func(t Transmit) bool { return t.Owner == owner }))]
+	o.fb = o.fb[:o.fbHead+len(slices.DeleteFunc(o.fb[o.fbHead:], func(f Feedback) bool { return f.Owner == owner }))]
 	o.PollTimeout() // prunes the timers of closed tracks
 }
 

@@ -17,27 +17,36 @@ func tcpFrame(b []byte) []byte {
 	return append(binary.BigEndian.AppendUint16(nil, uint16(len(b))), b...)
 }
 
+// tcpViewer starts a driver with one viewer session and dials its ICE-TCP
+// port: it returns the driver, its URL, the session's Location, the
+// connection, and a valid connectivity check for the session.
+func tcpViewer(t *testing.T) (*driver.Driver, string, string, *net.TCPConn, []byte) {
+	t.Helper()
+	d, url := start(t, driver.Config{}, nil)
+	off := offer(t, false)
+	code, loc, ans := post(t, url+"/whep/r", off)
+	if code != 201 {
+		t.Fatal(code, ans)
+	}
+	c, err := net.DialTCP("tcp", nil, net.TCPAddrFromAddrPort(d.TCPAddr()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	check := stunReq(t, sdpValue(ans, "ice-ufrag")+":"+sdpValue(off, "ice-ufrag"), sdpValue(ans, "ice-pwd"), true)
+	return d, url, loc, c, check
+}
+
 // TestTCPStalledPeerDoesNotFreezeDriver: an ICE-TCP peer that keeps
 // sending consent checks but never reads the answers costs only itself.
 // The driver stays responsive throughout (no socket write happens under
 // the driver's or a session's lock, and writes to a TCP path never block)
 // and the server closes the stalled connection.
 func TestTCPStalledPeerDoesNotFreezeDriver(t *testing.T) {
-	d, url := start(t, driver.Config{}, nil)
-	off := offer(t, false)
-	code, _, ans := post(t, url+"/whep/r", off)
-	if code != 201 {
-		t.Fatal(code, ans)
-	}
-	lu, lp, ru := sdpValue(ans, "ice-ufrag"), sdpValue(ans, "ice-pwd"), sdpValue(off, "ice-ufrag")
-	c, err := net.DialTCP("tcp", nil, net.TCPAddrFromAddrPort(d.TCPAddr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	d, _, _, c, check := tcpViewer(t)
 	var burst []byte
 	for range 200 {
-		burst = append(burst, tcpFrame(stunReq(t, lu+":"+ru, lp, true))...)
+		burst = append(burst, tcpFrame(check)...)
 	}
 	// The driver must answer Stats promptly all along.
 	stop := make(chan struct{})
@@ -97,20 +106,9 @@ func TestTCPStalledPeerDoesNotFreezeDriver(t *testing.T) {
 // too, and nothing answers its consent checks any more, so the peer
 // learns that the session is gone.
 func TestTCPConnClosedOnDelete(t *testing.T) {
-	d, url := start(t, driver.Config{}, nil)
-	off := offer(t, false)
-	code, loc, ans := post(t, url+"/whep/r", off)
-	if code != 201 {
-		t.Fatal(code, ans)
-	}
-	lu, lp, ru := sdpValue(ans, "ice-ufrag"), sdpValue(ans, "ice-pwd"), sdpValue(off, "ice-ufrag")
-	c, err := net.DialTCP("tcp", nil, net.TCPAddrFromAddrPort(d.TCPAddr()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	d, url, loc, c, stunCheck := tcpViewer(t)
 	check := func() error {
-		if _, err := c.Write(tcpFrame(stunReq(t, lu+":"+ru, lp, true))); err != nil {
+		if _, err := c.Write(tcpFrame(stunCheck)); err != nil {
 			return err
 		}
 		_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
