@@ -544,6 +544,11 @@ func TestPionICERestart(t *testing.T) {
 	}
 	// Media flows on after the restart, with nothing broken for the viewer.
 	after := v.stats(vtag).Frames
+	defer func() {
+		if t.Failed() { // what to look at when the restart did not take
+			t.Logf("publisher ICE %v, peer connection %v; driver %+v", pub.pc.ICEConnectionState(), pub.pc.ConnectionState(), srv.Driver().Stats())
+		}
+	}()
 	waitFor(t, 20*time.Second, "frames after the restart", func() bool { return v.stats(vtag).Frames >= after+60 })
 	if err := v.err(); err != nil {
 		t.Fatal(err)
