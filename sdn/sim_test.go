@@ -354,10 +354,12 @@ func costs(n *simNode) map[sdn.NodeID]uint32 {
 	return m
 }
 
-// graph is the measured topology: cost[i][j] as i measured it.
+// graph is the measured topology: cost[i][j] as i measured it; rev[j]
+// lists the i with a cost[i][j].
 type graph struct {
 	s    *simNet
 	cost []map[int]float64
+	rev  [][]int
 }
 
 func (s *simNet) graph() *graph {
@@ -373,6 +375,12 @@ func (s *simNet) graph() *graph {
 			}
 		}
 	}
+	g.rev = make([][]int, len(s.nodes))
+	for i := range g.cost {
+		for j := range g.cost[i] {
+			g.rev[j] = append(g.rev[j], i)
+		}
+	}
 	return g
 }
 
@@ -384,13 +392,7 @@ func (g *graph) dijkstraTo(targets []int, via func(i int) bool) []float64 {
 	for i := range dist {
 		dist[i] = math.Inf(1)
 	}
-	// Reverse edges: dist[i] = min over j of cost[i][j] + dist[j].
-	rev := make([][]int, n)
-	for i := range g.cost {
-		for j := range g.cost[i] {
-			rev[j] = append(rev[j], i)
-		}
-	}
+	// Over reverse edges: dist[i] = min over j of cost[i][j] + dist[j].
 	pq := &distHeap{}
 	for _, t := range targets {
 		dist[t] = 0
@@ -401,7 +403,7 @@ func (g *graph) dijkstraTo(targets []int, via func(i int) bool) []float64 {
 		if it.d > dist[it.i] {
 			continue
 		}
-		for _, p := range rev[it.i] {
+		for _, p := range g.rev[it.i] {
 			if !via(p) {
 				continue
 			}
@@ -439,8 +441,7 @@ func (h *distHeap) Pop() any {
 //     node E actually used to the destination inside Z.
 //
 // It returns a description of the first failure, or "".
-func (s *simNet) routeQuality(slack float64) string {
-	g := s.graph()
+func (s *simNet) routeQuality(g *graph, slack float64) string {
 	alive := func(i int) bool { return s.nodes[i].alive }
 	zones := map[sdn.ZoneID][]int{}
 	for i, n := range s.nodes {
@@ -502,9 +503,13 @@ func (s *simNet) routeQuality(slack float64) string {
 	return fmt.Sprintf("%d failures, first: %s", len(fails), fails[0])
 }
 
-// topology builds nodes in zones with connected zones (a random tree plus
-// extra links, 2–15ms) and a few links between each pair of zones
-// (20–60ms); loss is 0 or 1 %.
+// topology builds a region model: each zone is a region whose nodes are
+// linked cheaply (a random spanning tree plus extra links per 100 nodes,
+// one-way latency 0.5–5ms, so 1–10ms RTT), and each pair of zones is
+// joined by interPerPair links between random nodes of the two zones, far
+// more expensive (one-way 20–75ms, so 40–150ms RTT), as between cloud
+// regions. Every link has 0–1ms of jitter; when lossy, a quarter of them
+// lose 1 % each way.
 func (s *simNet) topology(perZone []int, extra int, interPerPair int, lossy bool) {
 	rnd := s.sim.Rand
 	var zoneNodes [][]sdn.NodeID
@@ -529,18 +534,20 @@ func (s *simNet) topology(perZone []int, extra int, interPerPair int, lossy bool
 		}
 		s.connect(a, b, s.sim.Duration(lo, hi), s.sim.Duration(0, time.Millisecond), loss())
 	}
+	const intraLo, intraHi = 500 * time.Microsecond, 5 * time.Millisecond
+	const interLo, interHi = 20 * time.Millisecond, 75 * time.Millisecond
 	for _, ids := range zoneNodes {
 		for i := 1; i < len(ids); i++ {
-			link(ids[i], ids[rnd.IntN(i)], 2*time.Millisecond, 15*time.Millisecond)
+			link(ids[i], ids[rnd.IntN(i)], intraLo, intraHi)
 		}
 		for range extra * len(ids) / 100 {
-			link(ids[rnd.IntN(len(ids))], ids[rnd.IntN(len(ids))], 2*time.Millisecond, 15*time.Millisecond)
+			link(ids[rnd.IntN(len(ids))], ids[rnd.IntN(len(ids))], intraLo, intraHi)
 		}
 	}
 	for a := range zoneNodes {
 		for b := a + 1; b < len(zoneNodes); b++ {
 			for range interPerPair {
-				link(zoneNodes[a][rnd.IntN(len(zoneNodes[a]))], zoneNodes[b][rnd.IntN(len(zoneNodes[b]))], 20*time.Millisecond, 60*time.Millisecond)
+				link(zoneNodes[a][rnd.IntN(len(zoneNodes[a]))], zoneNodes[b][rnd.IntN(len(zoneNodes[b]))], interLo, interHi)
 			}
 		}
 	}
