@@ -11,7 +11,6 @@ var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 // roundTrip fuzzes one decoder: it never panics, and what it accepts
 // re-encodes to the same bytes (so nothing is silently misread).
 func roundTrip[M any](f *testing.F, seeds [][]byte, decode func(*M, []byte) bool, encode func(*M, []byte) []byte) {
-	fuzzTimeByInterrupt(f)
 	for _, s := range seeds {
 		f.Add(s)
 	}
@@ -88,7 +87,6 @@ func FuzzRdv(f *testing.F) {
 }
 
 func FuzzData(f *testing.F) {
-	fuzzTimeByInterrupt(f)
 	f.Add(append(appendDataHdr(nil, 1, 2), "payload"...))
 	f.Fuzz(func(t *testing.T, p []byte) {
 		ch, seq, payload, ok := decodeData(p)
@@ -153,7 +151,6 @@ func pair(tb testing.TB) (a, b *Router) {
 // entries, with timeouts in between, so stateful paths are explored:
 // nothing panics and the Router keeps answering.
 func FuzzRouterSequence(f *testing.F) {
-	fuzzTimeByInterrupt(f)
 	seq := func(msgs ...[]byte) []byte {
 		var b []byte
 		for _, m := range msgs {
@@ -198,7 +195,6 @@ func FuzzRouterSequence(f *testing.F) {
 // on an unauthenticated link: it never panics, and every message that
 // does not decode is counted as malformed (or unauthenticated).
 func FuzzRouter(f *testing.F) {
-	fuzzTimeByInterrupt(f)
 	f.Add([]byte{byte(mRoute), 0, 1, 0, 0, 0, 0, 9, 0, 1, 0, 0, 0, 1})
 	f.Add(append(appendDataHdr(nil, 1, 2), 1, 2, 3))
 	f.Add((&chanMsg{t: mSub, ch: 1, source: 1}).append(nil))

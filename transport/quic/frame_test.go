@@ -12,7 +12,6 @@ import (
 // gives back exactly the bytes consumed; a bad length is reported as
 // errBadFrame.
 func FuzzFrames(f *testing.F) {
-	fuzzTimeByInterrupt(f)
 	f.Add(appendFrame(appendFrame(nil, []byte{4, 0, 0, 0, 1}), []byte("x")))
 	f.Add([]byte{0, 0, 0, 0})
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 1})
