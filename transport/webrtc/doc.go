@@ -36,7 +36,9 @@
 //     decrypted in place on the read goroutine and handed to OnRTP/OnRTCP
 //     (borrowed for the call), and outgoing packets are encrypted into
 //     caller buffers (EncryptRTP/EncryptRTCP) or sent directly
-//     (WriteRTP/WriteRTCP). STUN answers are written outside the lock that
+//     (WriteRTP/WriteRTCP). SRTP is pion/srtp's; SRTCP under the GCM
+//     profiles is our own (srtcp.go), because pion's allocates per packet.
+//     STUN answers are written outside the lock that
 //     Expired and Stats take, so a Writer that blocks never stalls the
 //     driver's consent check. Once closed (or failed) a session drops all
 //     input: it stops answering consent checks even on a path the demux
