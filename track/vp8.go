@@ -34,21 +34,9 @@ func parseVP8(payload []byte, m *Meta) error {
 		x := payload[off]
 		off++
 		if x&0x80 != 0 { // I
-			if len(payload) <= off {
+			var ok bool
+			if off, ok = parsePictureID(m, payload, off); !ok {
 				return errVP8Short
-			}
-			m.PictureIDOffset = uint8(off)
-			if payload[off]&0x80 != 0 { // M: 15 bits
-				if len(payload) <= off+1 {
-					return errVP8Short
-				}
-				m.PictureID = int32(payload[off]&0x7f)<<8 | int32(payload[off+1])
-				m.PictureIDBits = 15
-				off += 2
-			} else {
-				m.PictureID = int32(payload[off])
-				m.PictureIDBits = 7
-				off++
 			}
 		}
 		if x&0x40 != 0 { // L
@@ -101,3 +89,22 @@ func parseVP8(payload []byte, m *Meta) error {
 }
 
 var vp8StartCode = [3]byte{0x9d, 0x01, 0x2a}
+
+// parsePictureID reads the picture id at payload[off] (7 bits, or 15 with
+// the M bit), as VP8 and VP9 payload descriptors both carry it, into m,
+// and returns the offset after it; ok is false when payload is too short.
+func parsePictureID(m *Meta, payload []byte, off int) (next int, ok bool) {
+	if len(payload) <= off {
+		return off, false
+	}
+	m.PictureIDOffset = uint8(off)
+	if payload[off]&0x80 == 0 {
+		m.PictureID, m.PictureIDBits = int32(payload[off]), 7
+		return off + 1, true
+	}
+	if len(payload) <= off+1 {
+		return off, false
+	}
+	m.PictureID, m.PictureIDBits = int32(payload[off]&0x7f)<<8|int32(payload[off+1]), 15
+	return off + 2, true
+}

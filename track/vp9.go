@@ -34,21 +34,9 @@ func parseVP9(payload []byte, m *Meta) error {
 	m.EndOfFrame = b0&0x04 != 0
 	off := 1
 	if b0&0x80 != 0 { // I
-		if len(payload) <= off {
+		var ok bool
+		if off, ok = parsePictureID(m, payload, off); !ok {
 			return errVP9Short
-		}
-		m.PictureIDOffset = uint8(off)
-		if payload[off]&0x80 != 0 {
-			if len(payload) <= off+1 {
-				return errVP9Short
-			}
-			m.PictureID = int32(payload[off]&0x7f)<<8 | int32(payload[off+1])
-			m.PictureIDBits = 15
-			off += 2
-		} else {
-			m.PictureID = int32(payload[off])
-			m.PictureIDBits = 7
-			off++
 		}
 	}
 	if b0&0x20 != 0 { // L
