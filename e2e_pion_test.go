@@ -14,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/ice/v4"
-	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	pion "github.com/pion/webrtc/v4"
@@ -23,6 +21,7 @@ import (
 	"github.com/sansrtc/sfu"
 	"github.com/sansrtc/sfu/cluster"
 	"github.com/sansrtc/sfu/core"
+	"github.com/sansrtc/sfu/internal/piontest"
 	"github.com/sansrtc/sfu/internal/testutil"
 	"github.com/sansrtc/sfu/track"
 )
@@ -60,25 +59,13 @@ func (s *testServer) counts() core.Counts {
 
 func pionAPI(t *testing.T, network pion.NetworkType) *pion.API {
 	t.Helper()
-	var se pion.SettingEngine
-	se.SetNetworkTypes([]pion.NetworkType{network})
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	me := &pion.MediaEngine{}
-	if err := me.RegisterDefaultCodecs(); err != nil {
+	// TWCC: send transport-wide sequence numbers, as browsers do, so the
+	// server's congestion-control feedback can be checked.
+	api, err := piontest.API(piontest.Options{Network: network, TWCC: true})
+	if err != nil {
 		t.Fatal(err)
 	}
-	ir := &interceptor.Registry{}
-	if err := pion.RegisterDefaultInterceptors(me, ir); err != nil {
-		t.Fatal(err)
-	}
-	// Send transport-wide sequence numbers, as browsers do, so the server's
-	// congestion-control feedback can be checked.
-	if err := pion.ConfigureTWCCHeaderExtensionSender(me, ir); err != nil {
-		t.Fatal(err)
-	}
-	return pion.NewAPI(pion.WithSettingEngine(se), pion.WithMediaEngine(me), pion.WithInterceptorRegistry(ir))
+	return api
 }
 
 // codecParams are pion's default registrations of the codecs the tests
@@ -465,20 +452,11 @@ func TestPionVanishingViewerExpires(t *testing.T) {
 // pionAPIWithMux is pionAPI on a given socket.
 func pionAPIWithMux(t *testing.T, conn net.PacketConn) *pion.API {
 	t.Helper()
-	var se pion.SettingEngine
-	se.SetNetworkTypes([]pion.NetworkType{pion.NetworkTypeUDP4})
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	se.SetICEUDPMux(ice.NewUDPMuxDefault(ice.UDPMuxParams{UDPConn: conn}))
-	me := &pion.MediaEngine{}
-	if err := me.RegisterDefaultCodecs(); err != nil {
+	api, err := piontest.API(piontest.Options{Conn: conn})
+	if err != nil {
 		t.Fatal(err)
 	}
-	ir := &interceptor.Registry{}
-	if err := pion.RegisterDefaultInterceptors(me, ir); err != nil {
-		t.Fatal(err)
-	}
-	return pion.NewAPI(pion.WithSettingEngine(se), pion.WithMediaEngine(me), pion.WithInterceptorRegistry(ir))
+	return api
 }
 
 // TestPionICERestart: a publisher restarts ICE by PATCH (RFC 9725 section

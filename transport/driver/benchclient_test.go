@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"strconv"
@@ -15,12 +14,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/ice/v4"
-	"github.com/pion/interceptor"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	pion "github.com/pion/webrtc/v4"
 
+	"github.com/sansrtc/sfu/internal/piontest"
 	"github.com/sansrtc/sfu/internal/testutil"
 )
 
@@ -112,22 +110,7 @@ func TestBenchClientProcess(t *testing.T) {
 
 // benchAPI is pion restricted to loopback UDP4 with the default codecs
 // and interceptors (NACK, reports, TWCC), as a browser would run them.
-func benchAPI() (*pion.API, error) {
-	var se pion.SettingEngine
-	se.SetNetworkTypes([]pion.NetworkType{pion.NetworkTypeUDP4})
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	me := &pion.MediaEngine{}
-	if err := me.RegisterDefaultCodecs(); err != nil {
-		return nil, err
-	}
-	ir := &interceptor.Registry{}
-	if err := pion.RegisterDefaultInterceptors(me, ir); err != nil {
-		return nil, err
-	}
-	return pion.NewAPI(pion.WithSettingEngine(se), pion.WithMediaEngine(me), pion.WithInterceptorRegistry(ir)), nil
-}
+func benchAPI() (*pion.API, error) { return piontest.API(piontest.Options{}) }
 
 // benchSignal does the WHIP/WHEP exchange for pc.
 func benchSignal(pc *pion.PeerConnection, url string) error {

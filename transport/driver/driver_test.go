@@ -4,17 +4,16 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
-	"github.com/pion/ice/v4"
 	pion "github.com/pion/webrtc/v4"
 
 	"github.com/sansrtc/sfu/cluster"
 	"github.com/sansrtc/sfu/core"
+	"github.com/sansrtc/sfu/internal/piontest"
 	"github.com/sansrtc/sfu/transport/driver"
 	"github.com/sansrtc/sfu/transport/whip"
 )
@@ -46,12 +45,11 @@ func offer(t *testing.T, dataOnly bool) string {
 // offerDir is offer with media transceivers of direction dir.
 func offerDir(t *testing.T, dataOnly bool, dir pion.RTPTransceiverDirection) string {
 	t.Helper()
-	var se pion.SettingEngine
-	se.SetNetworkTypes([]pion.NetworkType{pion.NetworkTypeUDP4})
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	pc, err := pion.NewAPI(pion.WithSettingEngine(se)).NewPeerConnection(pion.Configuration{})
+	api, err := piontest.API(piontest.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := api.NewPeerConnection(pion.Configuration{})
 	if err != nil {
 		t.Fatal(err)
 	}

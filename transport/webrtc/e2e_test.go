@@ -4,16 +4,15 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/pion/ice/v4"
-	"github.com/pion/interceptor"
 	"github.com/pion/rtp"
 	pion "github.com/pion/webrtc/v4"
+
+	"github.com/sansrtc/sfu/internal/piontest"
 
 	"github.com/sansrtc/sfu/transport/udp"
 )
@@ -98,20 +97,11 @@ func (srv *server) answer(t *testing.T, offer string, onRTP func([]byte)) (*Nego
 
 func newPionAPI(t *testing.T, network pion.NetworkType) *pion.API {
 	t.Helper()
-	var se pion.SettingEngine
-	se.SetNetworkTypes([]pion.NetworkType{network})
-	se.SetIncludeLoopbackCandidate(true)
-	se.SetIPFilter(func(ip net.IP) bool { return ip.IsLoopback() })
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	me := &pion.MediaEngine{}
-	if err := me.RegisterDefaultCodecs(); err != nil {
+	api, err := piontest.API(piontest.Options{Network: network})
+	if err != nil {
 		t.Fatal(err)
 	}
-	ir := &interceptor.Registry{}
-	if err := pion.RegisterDefaultInterceptors(me, ir); err != nil {
-		t.Fatal(err)
-	}
-	return pion.NewAPI(pion.WithSettingEngine(se), pion.WithMediaEngine(me), pion.WithInterceptorRegistry(ir))
+	return api
 }
 
 func waitState(t *testing.T, states <-chan State, want State) {
