@@ -99,13 +99,7 @@ func TestNegotiatePionViewerCodecs(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	offer, err := pc.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := pc.SetLocalDescription(offer); err != nil {
-		t.Fatal(err)
-	}
+	offer := localOffer(t, pc)
 	neg := mustNegotiate(t, offer.SDP, testConfig())
 	v := neg.Media[1]
 	if got := codecNames(v.Codecs); got != "VP8,VP9,H264,AV1" {

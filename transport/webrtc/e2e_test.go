@@ -95,6 +95,19 @@ func (srv *server) answer(t *testing.T, offer string, onRTP func([]byte)) (*Nego
 	return neg, sess, states
 }
 
+// localOffer creates pc's offer and sets it as its local description.
+func localOffer(t *testing.T, pc *pion.PeerConnection) pion.SessionDescription {
+	t.Helper()
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pc.SetLocalDescription(offer); err != nil {
+		t.Fatal(err)
+	}
+	return offer
+}
+
 func newPionAPI(t *testing.T, network pion.NetworkType) *pion.API {
 	t.Helper()
 	api, err := piontest.API(piontest.Options{Network: network})
@@ -165,13 +178,7 @@ func testE2EPublish(t *testing.T, network pion.NetworkType) {
 			t.Fatal(err)
 		}
 	}
-	offer, err := pc.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := pc.SetLocalDescription(offer); err != nil {
-		t.Fatal(err)
-	}
+	offer := localOffer(t, pc)
 
 	var mu sync.Mutex
 	got := map[string]bool{}
@@ -288,13 +295,7 @@ func TestE2EView(t *testing.T) {
 			got <- recv{tr.Kind().String(), bytes.Clone(p.Payload)}
 		}
 	})
-	offer, err := pc.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := pc.SetLocalDescription(offer); err != nil {
-		t.Fatal(err)
-	}
+	offer := localOffer(t, pc)
 	neg, sess, states := srv.answer(t, offer.SDP, nil)
 	for _, m := range neg.Media {
 		if m.Direction != SendOnly || m.LocalSSRC == 0 {

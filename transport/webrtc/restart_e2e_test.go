@@ -46,13 +46,7 @@ func TestE2EICERestart(t *testing.T) {
 	if _, err := pc.AddTransceiverFromTrack(video, pion.RTPTransceiverInit{Direction: pion.RTPTransceiverDirectionSendonly}); err != nil {
 		t.Fatal(err)
 	}
-	offer, err := pc.CreateOffer(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := pc.SetLocalDescription(offer); err != nil {
-		t.Fatal(err)
-	}
+	offer := localOffer(t, pc)
 
 	var mu sync.Mutex
 	got := map[string]bool{}

@@ -414,13 +414,7 @@ func TestNegotiatePionOffers(t *testing.T) {
 			if _, err := pc.CreateDataChannel("dc", nil); err != nil {
 				t.Fatal(err)
 			}
-			offer, err := pc.CreateOffer(nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := pc.SetLocalDescription(offer); err != nil {
-				t.Fatal(err)
-			}
+			offer := localOffer(t, pc)
 			neg := mustNegotiate(t, offer.SDP, testConfig())
 			if len(neg.Media) != 3 || !neg.Media[2].Rejected {
 				t.Fatalf("want audio, video and a rejected data channel: %+v", neg.Media)
