@@ -133,7 +133,6 @@ type peer struct {
 	peerID string
 	h      core.Handle
 	sess   *webrtc.Session
-	ufrag  string
 	ufrags []string // every local ufrag registered (restarts add one)
 	// remoteUfrag and remotePwd are the peer's current ICE credentials:
 	// a PATCH that carries them is trickle, one with new ones a restart.
@@ -537,7 +536,7 @@ func (d *Driver) Offer(ctx context.Context, req whip.Request) (whip.Answer, erro
 		return whip.Answer{}, fmt.Errorf("%w: %d sessions", whip.ErrOverloaded, len(d.peers))
 	}
 	now := time.Now()
-	p := &peer{id: whip.NewSessionID(), role: req.Role, room: req.Room, peerID: req.PeerID, ufrag: ufrag, ufrags: []string{ufrag},
+	p := &peer{id: whip.NewSessionID(), role: req.Role, room: req.Room, peerID: req.PeerID, ufrags: []string{ufrag},
 		remoteUfrag: neg.RemoteUfrag, remotePwd: neg.RemotePwd, created: now}
 	// A viewer joins the room under its peer id plus "#whep", so one
 	// participant (one token) can publish by WHIP and watch by WHEP; its
@@ -929,7 +928,6 @@ func (d *Driver) Patch(ctx context.Context, req whip.PatchRequest) (whip.PatchRe
 	// The old ufrag stays registered so the current path keeps working
 	// until the peer nominates one with the new credentials.
 	d.mux.Register(ufrag, p.sess)
-	p.ufrag = ufrag
 	p.ufrags = append(p.ufrags, ufrag)
 	p.remoteUfrag, p.remotePwd = frag.Ufrag, frag.Pwd
 	p.restartAnswer = webrtc.AnswerFragment(ufrag, pwd, d.candidates())
