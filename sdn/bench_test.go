@@ -128,48 +128,55 @@ func TestPubSubRelayZeroAlloc(t *testing.T) {
 // BenchmarkSim100 measures the simulator on 100 nodes over 3 zones in
 // virtual seconds per wall second: idle (pings, routing updates, map
 // gossip) and with traffic (besides, a channel at 50 packets/s to 50
-// subscriber nodes and 10 map entries per node).
+// subscriber nodes and 10 map entries per node); in both routing modes.
 func BenchmarkSim100(b *testing.B) {
-	for _, traffic := range []bool{false, true} {
-		name := "idle"
-		if traffic {
-			name = "traffic"
-		}
-		b.Run(name, func(b *testing.B) {
-			s := newSimNet(b, 100)
-			s.topology([]int{33, 33, 34}, 60, 3, true)
-			s.startAll()
-			s.sim.RunFor(5 * time.Second)
+	for _, mode := range routingModes {
+		for _, traffic := range []bool{false, true} {
+			name := mode.name + "/idle"
 			if traffic {
-				const ch = 1
-				perm := s.sim.Rand.Perm(len(s.nodes))
-				src := s.nodes[perm[0]]
-				src.r.Publish(s.sim.Now(), ch)
-				src.drain()
-				for _, i := range perm[1:51] {
-					s.nodes[i].r.Subscribe(s.sim.Now(), ch)
-					s.nodes[i].drain()
-				}
-				for _, n := range s.nodes {
-					for k := range 10 {
-						n.r.MapSet(s.sim.Now(), "m", fmt.Sprint(k), []byte("value"))
-					}
-					n.drain()
-				}
-				payload := make([]byte, 1000)
-				s.sim.Every(20*time.Millisecond, func(now time.Time) bool {
-					src.r.Send(now, ch, payload)
-					src.drain()
-					return true
-				})
+				name = mode.name + "/traffic"
 			}
-			s.sim.RunFor(5 * time.Second)
-			b.ReportAllocs()
-			start := s.sim.Now()
-			for b.Loop() {
-				s.sim.RunFor(time.Second)
-			}
-			b.ReportMetric(s.sim.Now().Sub(start).Seconds()/b.Elapsed().Seconds(), "virtual-s/s")
-		})
+			benchSim100(b, name, mode.flat, traffic)
+		}
 	}
+}
+
+func benchSim100(b *testing.B, name string, flat, traffic bool) {
+	b.Run(name, func(b *testing.B) {
+		s := newSimNet(b, 100)
+		s.flat = flat
+		s.topology([]int{33, 33, 34}, 60, 3, true)
+		s.startAll()
+		s.sim.RunFor(5 * time.Second)
+		if traffic {
+			const ch = 1
+			perm := s.sim.Rand.Perm(len(s.nodes))
+			src := s.nodes[perm[0]]
+			src.r.Publish(s.sim.Now(), ch)
+			src.drain()
+			for _, i := range perm[1:51] {
+				s.nodes[i].r.Subscribe(s.sim.Now(), ch)
+				s.nodes[i].drain()
+			}
+			for _, n := range s.nodes {
+				for k := range 10 {
+					n.r.MapSet(s.sim.Now(), "m", fmt.Sprint(k), []byte("value"))
+				}
+				n.drain()
+			}
+			payload := make([]byte, 1000)
+			s.sim.Every(20*time.Millisecond, func(now time.Time) bool {
+				src.r.Send(now, ch, payload)
+				src.drain()
+				return true
+			})
+		}
+		s.sim.RunFor(5 * time.Second)
+		b.ReportAllocs()
+		start := s.sim.Now()
+		for b.Loop() {
+			s.sim.RunFor(time.Second)
+		}
+		b.ReportMetric(s.sim.Now().Sub(start).Seconds()/b.Elapsed().Seconds(), "virtual-s/s")
+	})
 }

@@ -68,6 +68,17 @@ type Config struct {
 	// fraction (default 0.05); a smaller gain must last Sticky (default 10s).
 	SwitchGain float64
 	Sticky     time.Duration
+	// FlatRoutes keeps a route per node of every zone, where by default a
+	// node keeps one per node of its own zone and one per other zone. A
+	// zone route enters its zone at one node for all the zone's nodes, so
+	// a route to a node of another zone can cost more than its cheapest
+	// path (see the package doc, Routing); with FlatRoutes every route is
+	// the cheapest path, within SwitchGain, but tables and updates grow
+	// with the cluster instead of with its zones. For clusters of up to a
+	// few hundred nodes. Every node of a cluster must agree: the
+	// handshake refuses a neighbour with the other setting (counted in
+	// Stats.AuthFailures).
+	FlatRoutes bool
 	// DialBackoffMin and DialBackoffMax bound the redial backoff
 	// (defaults 200ms and 10s).
 	DialBackoffMin time.Duration

@@ -120,7 +120,8 @@ type Stats struct {
 	// authenticated, and handshake messages out of order.
 	Unauthenticated uint64
 	// AuthFailures counts handshakes refused: a wrong MAC (another
-	// secret), a wrong version, our own id, or the wrong peer.
+	// secret), a wrong version or routing mode (Config.FlatRoutes), our
+	// own id, or the wrong peer.
 	AuthFailures uint64
 	// HandshakeTimeouts counts links closed for not authenticating in
 	// Config.HandshakeTimeout.

@@ -51,8 +51,8 @@ func FuzzPing(f *testing.F) {
 
 func FuzzRouteUpdate(f *testing.F) {
 	b := []byte{byte(mRoute), 0, 2}
-	b = appendRouteEnt(b, routeEnt{key: nodeKey(9), seqno: 1, metric: 100})
-	b = appendRouteEnt(b, routeEnt{key: zoneKey(2), seqno: 7, metric: infMetric})
+	b = appendRouteEnt(b, routeEnt{key: nodeKey(9), seqno: 1, metric: 100, floor: 90})
+	b = appendRouteEnt(b, routeEnt{key: zoneKey(2), seqno: 7, metric: infMetric, floor: infMetric})
 	roundTrip(f, [][]byte{b}, (*routeUpdate).decode, func(m *routeUpdate, b []byte) []byte {
 		b = append(b, byte(mRoute), byte(m.n>>8), byte(m.n))
 		for i := range m.n {

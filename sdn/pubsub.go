@@ -187,7 +187,7 @@ func (ps *pubsub) homeNode(ch uint64) NodeID {
 	r := ps.r
 	best, bestH := r.id, hrw(ch, uint64(r.id))
 	for _, d := range r.rt.list {
-		if !d.key.isZone() && d.next != 0 {
+		if !d.key.isZone() && d.next != 0 && NodeID(d.key).Zone() == r.zone {
 			if h := hrw(ch, uint64(d.key)); h > bestH {
 				best, bestH = NodeID(d.key), h
 			}

@@ -26,211 +26,218 @@ type subState struct {
 // its subscription became active, exactly once and in order, and no node
 // sends a packet twice to the same neighbour. After a relay dies, every
 // subscriber receives again within 3 virtual seconds. After the source
-// dies, every subscriber is told the channel ended.
+// dies, every subscriber is told the channel ended. In both routing
+// modes.
 func TestPubSubTree(t *testing.T) {
 	t.Parallel()
 	const ch = 0xC0FFEE
-	for _, seed := range testutil.Seeds(400, 3) {
-		s := newSimNet(t, seed)
-		s.topology([]int{33, 33, 34}, 60, 3, false)
-		s.checkLoops = false
-		subs := map[*simNode]*subState{}
-		sentAt := map[uint32]time.Time{}
-		type fwdKey struct {
-			node *simNode
-			link sdn.LinkID
-			seq  uint32
-		}
-		fwd := map[fwdKey]int{}
-		var dupFwd string
-		s.onData = func(n *simNode, d sdn.Delivery) {
-			st := subs[n]
-			if st == nil {
-				t.Fatalf("seed %d: delivery to non-subscriber %d", seed, n.id)
-			}
-			if len(st.seqs) > 0 && d.Seq <= st.seqs[len(st.seqs)-1] {
-				t.Fatalf("seed %d: node %d got seq %d after %d", seed, n.id, d.Seq, st.seqs[len(st.seqs)-1])
-			}
-			if want := binary.BigEndian.Uint32(d.Payload); want != d.Seq || len(d.Payload) != 100 {
-				t.Fatalf("seed %d: payload mismatch", seed)
-			}
-			st.seqs = append(st.seqs, d.Seq)
-			st.lastAt = s.sim.Now()
-		}
-		s.onEvent = func(n *simNode, e sdn.Event) {
-			st := subs[n]
-			switch e := e.(type) {
-			case sdn.EventSubscribed:
-				if st != nil && e.Channel == ch {
-					st.active, st.activeAt = true, s.sim.Now()
+	for _, mode := range routingModes {
+		t.Run(mode.name, func(t *testing.T) {
+			t.Parallel()
+			for _, seed := range testutil.Seeds(400, 3) {
+				s := newSimNet(t, seed)
+				s.flat = mode.flat
+				s.topology([]int{33, 33, 34}, 60, 3, false)
+				s.checkLoops = false
+				subs := map[*simNode]*subState{}
+				sentAt := map[uint32]time.Time{}
+				type fwdKey struct {
+					node *simNode
+					link sdn.LinkID
+					seq  uint32
 				}
-			case sdn.EventMoved:
-				if st != nil {
-					st.moved++
+				fwd := map[fwdKey]int{}
+				var dupFwd string
+				s.onData = func(n *simNode, d sdn.Delivery) {
+					st := subs[n]
+					if st == nil {
+						t.Fatalf("seed %d: delivery to non-subscriber %d", seed, n.id)
+					}
+					if len(st.seqs) > 0 && d.Seq <= st.seqs[len(st.seqs)-1] {
+						t.Fatalf("seed %d: node %d got seq %d after %d", seed, n.id, d.Seq, st.seqs[len(st.seqs)-1])
+					}
+					if want := binary.BigEndian.Uint32(d.Payload); want != d.Seq || len(d.Payload) != 100 {
+						t.Fatalf("seed %d: payload mismatch", seed)
+					}
+					st.seqs = append(st.seqs, d.Seq)
+					st.lastAt = s.sim.Now()
 				}
-			case sdn.EventChannelEnded:
-				if st != nil {
-					st.ended = true
+				s.onEvent = func(n *simNode, e sdn.Event) {
+					st := subs[n]
+					switch e := e.(type) {
+					case sdn.EventSubscribed:
+						if st != nil && e.Channel == ch {
+							st.active, st.activeAt = true, s.sim.Now()
+						}
+					case sdn.EventMoved:
+						if st != nil {
+							st.moved++
+						}
+					case sdn.EventChannelEnded:
+						if st != nil {
+							st.ended = true
+						}
+					}
 				}
-			}
-		}
-		s.startAll()
-		s.sim.RunFor(10 * time.Second)
+				s.startAll()
+				s.sim.RunFor(10 * time.Second)
 
-		perm := s.sim.Rand.Perm(len(s.nodes))
-		src := s.nodes[perm[0]]
-		for _, i := range perm[1:51] {
-			subs[s.nodes[i]] = &subState{}
-		}
-		if err := src.r.Publish(s.sim.Now(), ch); err != nil {
-			t.Fatal(err)
-		}
-		src.drain()
-		// Subscribers join over the next 2 seconds.
-		for _, i := range perm[1:51] {
-			n := s.nodes[i]
-			s.sim.After(s.sim.Duration(0, 2*time.Second), func(now time.Time) {
-				if err := n.r.Subscribe(now, ch); err != nil {
+				perm := s.sim.Rand.Perm(len(s.nodes))
+				src := s.nodes[perm[0]]
+				for _, i := range perm[1:51] {
+					subs[s.nodes[i]] = &subState{}
+				}
+				if err := src.r.Publish(s.sim.Now(), ch); err != nil {
 					t.Fatal(err)
 				}
-				n.drain()
-			})
-		}
-		payload := make([]byte, 100)
-		var seq uint32
-		sending := true
-		s.sim.Every(20*time.Millisecond, func(now time.Time) bool {
-			if !sending || !src.alive {
-				return false
+				src.drain()
+				// Subscribers join over the next 2 seconds.
+				for _, i := range perm[1:51] {
+					n := s.nodes[i]
+					s.sim.After(s.sim.Duration(0, 2*time.Second), func(now time.Time) {
+						if err := n.r.Subscribe(now, ch); err != nil {
+							t.Fatal(err)
+						}
+						n.drain()
+					})
+				}
+				payload := make([]byte, 100)
+				var seq uint32
+				sending := true
+				s.sim.Every(20*time.Millisecond, func(now time.Time) bool {
+					if !sending || !src.alive {
+						return false
+					}
+					seq++
+					binary.BigEndian.PutUint32(payload, seq)
+					sentAt[seq] = now
+					if err := src.r.Send(now, ch, payload); err != nil {
+						t.Fatal(err)
+					}
+					src.drain()
+					return true
+				})
+				// Count the copies each node sends per link and sequence number
+				// (for the whole test), and which links each node sends data on
+				// lately (to find a busy relay).
+				recent := map[*simNode]map[sdn.LinkID]bool{}
+				s.tap = func(n *simNode, tr sdn.Transmit) {
+					if !tr.Datagram || len(tr.Data) < 13 {
+						return
+					}
+					k := fwdKey{n, tr.Link, binary.BigEndian.Uint32(tr.Data[9:13])}
+					fwd[k]++
+					if fwd[k] > 1 && dupFwd == "" {
+						dupFwd = fmt.Sprintf("t=%v: node %d sent seq %d twice on link %d", s.sim.Now().Sub(testutil.Epoch), n.id, k.seq, k.link)
+					}
+					if recent[n] == nil {
+						recent[n] = map[sdn.LinkID]bool{}
+					}
+					recent[n][tr.Link] = true
+				}
+				s.sim.RunFor(10 * time.Second)
+				if dupFwd != "" {
+					t.Fatalf("seed %d: %s", seed, dupFwd)
+				}
+				lastSent := seq
+				moves := 0
+				for n, st := range subs {
+					if !st.active {
+						t.Fatalf("seed %d: subscriber %d never became active", seed, n.id)
+					}
+					moves += st.moved
+					// Every packet sent after activation, exactly once, in order.
+					var want []uint32
+					for q := uint32(1); q <= lastSent; q++ {
+						if sentAt[q].After(st.activeAt) && sentAt[q].Before(s.sim.Now().Add(-time.Second)) {
+							want = append(want, q)
+						}
+					}
+					got := map[uint32]bool{}
+					for _, q := range st.seqs {
+						got[q] = true
+					}
+					for _, q := range want {
+						if !got[q] {
+							t.Fatalf("seed %d: subscriber %d (active at %v) missed seq %d sent at %v", seed, n.id,
+								st.activeAt.Sub(testutil.Epoch), q, sentAt[q].Sub(testutil.Epoch))
+						}
+					}
+				}
+
+				// Routes still improve while the subscribers join (small gains wait
+				// Config.Sticky), so subtrees may move; moves are make-before-break
+				// and lose nothing, which the check above holds them to.
+				t.Logf("seed %d: %d packets, %d subscriber-visible moves", seed, lastSent, moves)
+
+				// Kill a relay: the node, other than the source, that forwards to
+				// the most neighbours right now (a subscriber only if no other
+				// relay does as much), and whose death leaves the network
+				// connected.
+				clear(recent)
+				s.sim.RunFor(time.Second)
+				var relay *simNode
+				for _, n := range s.nodes {
+					if n == src || !n.alive || len(recent[n]) == 0 || !s.connectedWithout(n) {
+						continue
+					}
+					if relay == nil || len(recent[n]) > len(recent[relay]) ||
+						len(recent[n]) == len(recent[relay]) && subs[relay] != nil && subs[n] == nil {
+						relay = n
+					}
+				}
+				if relay == nil {
+					t.Fatalf("seed %d: no relay", seed)
+				}
+				t.Logf("seed %d: killing relay %d, which forwards to %d neighbours (subscriber: %v)", seed, relay.id, len(recent[relay]), subs[relay] != nil)
+				// The subscribers below the relay (following their upstreams).
+				below := map[*simNode]int{} // subscriber → moves seen before
+				for n, st := range subs {
+					for cur, hops := n, 0; cur != nil && hops < len(s.nodes); hops++ {
+						up, _ := cur.r.ChannelUpstream(ch)
+						if up == relay.id {
+							below[n] = st.moved
+							break
+						}
+						cur = s.byID[up]
+					}
+				}
+				s.kill(relay)
+				delete(subs, relay)
+				delete(below, relay)
+				killedAt := s.sim.Now()
+				s.sim.RunFor(3 * time.Second)
+				for n, st := range subs {
+					if !st.lastAt.After(killedAt) || sentAt[st.seqs[len(st.seqs)-1]].Before(killedAt) {
+						t.Fatalf("seed %d: subscriber %d got nothing new within 3s of relay %d dying", seed, n.id, relay.id)
+					}
+				}
+				// Those whose path went through the relay are told it moved (a
+				// media subscriber asks for a keyframe).
+				if len(below) == 0 {
+					t.Fatalf("seed %d: no subscriber below relay %d", seed, relay.id)
+				}
+				for n, before := range below {
+					if subs[n].moved == before {
+						t.Fatalf("seed %d: subscriber %d below dead relay %d not told its path moved", seed, n.id, relay.id)
+					}
+				}
+				t.Logf("seed %d: %d subscribers below the dead relay, all receiving again and told", seed, len(below))
+
+				// Kill the source: the channel ends everywhere.
+				s.kill(src)
+				s.sim.RunFor(10 * time.Second)
+				for n, st := range subs {
+					if n.alive && !st.ended {
+						t.Fatalf("seed %d: subscriber %d not told the channel ended", seed, n.id)
+					}
+				}
+				sending = false
+				if dupFwd != "" {
+					t.Fatalf("seed %d: %s", seed, dupFwd)
+				}
 			}
-			seq++
-			binary.BigEndian.PutUint32(payload, seq)
-			sentAt[seq] = now
-			if err := src.r.Send(now, ch, payload); err != nil {
-				t.Fatal(err)
-			}
-			src.drain()
-			return true
 		})
-		// Count the copies each node sends per link and sequence number
-		// (for the whole test), and which links each node sends data on
-		// lately (to find a busy relay).
-		recent := map[*simNode]map[sdn.LinkID]bool{}
-		s.tap = func(n *simNode, tr sdn.Transmit) {
-			if !tr.Datagram || len(tr.Data) < 13 {
-				return
-			}
-			k := fwdKey{n, tr.Link, binary.BigEndian.Uint32(tr.Data[9:13])}
-			fwd[k]++
-			if fwd[k] > 1 && dupFwd == "" {
-				dupFwd = fmt.Sprintf("t=%v: node %d sent seq %d twice on link %d", s.sim.Now().Sub(testutil.Epoch), n.id, k.seq, k.link)
-			}
-			if recent[n] == nil {
-				recent[n] = map[sdn.LinkID]bool{}
-			}
-			recent[n][tr.Link] = true
-		}
-		s.sim.RunFor(10 * time.Second)
-		if dupFwd != "" {
-			t.Fatalf("seed %d: %s", seed, dupFwd)
-		}
-		lastSent := seq
-		moves := 0
-		for n, st := range subs {
-			if !st.active {
-				t.Fatalf("seed %d: subscriber %d never became active", seed, n.id)
-			}
-			moves += st.moved
-			// Every packet sent after activation, exactly once, in order.
-			var want []uint32
-			for q := uint32(1); q <= lastSent; q++ {
-				if sentAt[q].After(st.activeAt) && sentAt[q].Before(s.sim.Now().Add(-time.Second)) {
-					want = append(want, q)
-				}
-			}
-			got := map[uint32]bool{}
-			for _, q := range st.seqs {
-				got[q] = true
-			}
-			for _, q := range want {
-				if !got[q] {
-					t.Fatalf("seed %d: subscriber %d (active at %v) missed seq %d sent at %v", seed, n.id,
-						st.activeAt.Sub(testutil.Epoch), q, sentAt[q].Sub(testutil.Epoch))
-				}
-			}
-		}
-
-		// Routes still improve while the subscribers join (small gains wait
-		// Config.Sticky), so subtrees may move; moves are make-before-break
-		// and lose nothing, which the check above holds them to.
-		t.Logf("seed %d: %d packets, %d subscriber-visible moves", seed, lastSent, moves)
-
-		// Kill a relay: the node, other than the source, that forwards to
-		// the most neighbours right now (a subscriber only if no other
-		// relay does as much), and whose death leaves the network
-		// connected.
-		clear(recent)
-		s.sim.RunFor(time.Second)
-		var relay *simNode
-		for _, n := range s.nodes {
-			if n == src || !n.alive || len(recent[n]) == 0 || !s.connectedWithout(n) {
-				continue
-			}
-			if relay == nil || len(recent[n]) > len(recent[relay]) ||
-				len(recent[n]) == len(recent[relay]) && subs[relay] != nil && subs[n] == nil {
-				relay = n
-			}
-		}
-		if relay == nil {
-			t.Fatalf("seed %d: no relay", seed)
-		}
-		t.Logf("seed %d: killing relay %d, which forwards to %d neighbours (subscriber: %v)", seed, relay.id, len(recent[relay]), subs[relay] != nil)
-		// The subscribers below the relay (following their upstreams).
-		below := map[*simNode]int{} // subscriber → moves seen before
-		for n, st := range subs {
-			for cur, hops := n, 0; cur != nil && hops < len(s.nodes); hops++ {
-				up, _ := cur.r.ChannelUpstream(ch)
-				if up == relay.id {
-					below[n] = st.moved
-					break
-				}
-				cur = s.byID[up]
-			}
-		}
-		s.kill(relay)
-		delete(subs, relay)
-		delete(below, relay)
-		killedAt := s.sim.Now()
-		s.sim.RunFor(3 * time.Second)
-		for n, st := range subs {
-			if !st.lastAt.After(killedAt) || sentAt[st.seqs[len(st.seqs)-1]].Before(killedAt) {
-				t.Fatalf("seed %d: subscriber %d got nothing new within 3s of relay %d dying", seed, n.id, relay.id)
-			}
-		}
-		// Those whose path went through the relay are told it moved (a
-		// media subscriber asks for a keyframe).
-		if len(below) == 0 {
-			t.Fatalf("seed %d: no subscriber below relay %d", seed, relay.id)
-		}
-		for n, before := range below {
-			if subs[n].moved == before {
-				t.Fatalf("seed %d: subscriber %d below dead relay %d not told its path moved", seed, n.id, relay.id)
-			}
-		}
-		t.Logf("seed %d: %d subscribers below the dead relay, all receiving again and told", seed, len(below))
-
-		// Kill the source: the channel ends everywhere.
-		s.kill(src)
-		s.sim.RunFor(10 * time.Second)
-		for n, st := range subs {
-			if n.alive && !st.ended {
-				t.Fatalf("seed %d: subscriber %d not told the channel ended", seed, n.id)
-			}
-		}
-		sending = false
-		if dupFwd != "" {
-			t.Fatalf("seed %d: %s", seed, dupFwd)
-		}
 	}
 }
 

@@ -5,8 +5,8 @@ import (
 	"time"
 )
 
-// dkey names a routing destination: a node of our zone (kind 0) or a
-// zone (kind 1), as kind<<32 | id.
+// dkey names a routing destination: a node (kind 0; only of our zone
+// unless Config.FlatRoutes) or a zone (kind 1), as kind<<32 | id.
 type dkey uint64
 
 const zoneKind = dkey(1) << 32
@@ -46,6 +46,7 @@ type cand struct {
 	nb      NodeID
 	seqno   uint16
 	metric  uint32
+	floor   uint32
 	expires time.Time
 }
 
@@ -57,6 +58,7 @@ type dest struct {
 	next   NodeID // 0: unreachable
 	seqno  uint16
 	metric uint32 // infMetric: unreachable
+	floor  uint32 // the cheapest feasible route's floor (see reselect)
 
 	hasFD    bool
 	fdSeq    uint16
@@ -92,20 +94,33 @@ func (rt *routing) init(r *Router, now time.Time) {
 }
 
 // Route returns the neighbour to send to for dst: the next hop of the
-// node route inside our zone, of the zone route outside it. It reports
+// node route inside our zone, of the zone route outside it (of the node
+// route there too with Config.FlatRoutes, once one is known). It reports
 // false when dst is unreachable (or is this node).
 func (r *Router) Route(dst NodeID) (NodeID, bool) {
-	k := nodeKey(dst)
-	if dst.Zone() != r.zone {
-		k = zoneKey(dst.Zone())
-	} else if dst == r.id {
+	if dst == r.id {
 		return 0, false
 	}
-	d := r.rt.dests[k]
+	d := r.rt.lookup(dst)
 	if d == nil || d.next == 0 {
 		return 0, false
 	}
 	return d.next, true
+}
+
+// lookup returns the destination that routes dst: its node route inside
+// our zone, its zone route outside it, or its node route there if we have
+// one (FlatRoutes). Where every node has FlatRoutes (the handshake refuses
+// a mix), a node route to another zone's node, once known, is kept
+// until the node is gone: it does not fall back to the zone route, which
+// could lead to a neighbour that still routes through us. Before it is
+// known the zone route is safe: no neighbour routes that node through us
+// before we have advertised a route to it.
+func (rt *routing) lookup(dst NodeID) *dest {
+	if d := rt.dests[nodeKey(dst)]; d != nil || dst.Zone() == rt.r.zone {
+		return d
+	}
+	return rt.dests[zoneKey(dst.Zone())]
 }
 
 // RouteInfo is one destination of the routing table.
@@ -140,11 +155,7 @@ func (r *Router) Routes() []RouteInfo {
 
 // RouteCost returns the metric of the route used for dst.
 func (r *Router) RouteCost(dst NodeID) (uint32, bool) {
-	k := nodeKey(dst)
-	if dst.Zone() != r.zone {
-		k = zoneKey(dst.Zone())
-	}
-	d := r.rt.dests[k]
+	d := r.rt.lookup(dst)
 	if d == nil || d.next == 0 {
 		return 0, false
 	}
@@ -218,7 +229,7 @@ func (rt *routing) dest(k dkey) *dest {
 		rt.r.stats.LimitDrops++
 		return nil
 	}
-	d := &dest{key: k, metric: infMetric}
+	d := &dest{key: k, metric: infMetric, floor: infMetric}
 	rt.dests[k] = d
 	i, _ := slices.BinarySearchFunc(rt.list, k, func(x *dest, k dkey) int { return cmpU(uint64(x.key), uint64(k)) })
 	rt.list = slices.Insert(rt.list, i, d)
@@ -226,10 +237,14 @@ func (rt *routing) dest(k dkey) *dest {
 }
 
 // accepts reports whether a neighbour's advertisement of k is for us: node
-// routes stay inside a zone, zone routes go everywhere.
+// routes stay inside a zone (unless FlatRoutes), zone routes go
+// everywhere.
 func (rt *routing) accepts(nb NodeID, k dkey) bool {
 	if k.isZone() {
 		return ZoneID(k) != rt.r.zone
+	}
+	if rt.r.cfg.FlatRoutes {
+		return NodeID(k) != rt.r.id
 	}
 	return NodeID(k).Zone() == rt.r.zone && nb.Zone() == rt.r.zone && NodeID(k) != rt.r.id
 }
@@ -268,14 +283,15 @@ func (rt *routing) handleUpdate(l *link, m *routeUpdate) {
 			}
 		}
 		j := slices.IndexFunc(d.cands, func(c cand) bool { return c.nb == l.peer })
+		c := cand{nb: l.peer, seqno: e.seqno, metric: e.metric, floor: min(e.floor, e.metric), expires: expires}
 		switch {
 		case e.metric == infMetric && j >= 0:
 			d.cands = slices.Delete(d.cands, j, j+1)
 		case e.metric == infMetric:
 		case j >= 0:
-			d.cands[j] = cand{nb: l.peer, seqno: e.seqno, metric: e.metric, expires: expires}
+			d.cands[j] = c
 		default:
-			d.cands = append(d.cands, cand{nb: l.peer, seqno: e.seqno, metric: e.metric, expires: expires})
+			d.cands = append(d.cands, c)
 		}
 		rt.reselect(d)
 	}
@@ -293,10 +309,23 @@ func (d *dest) feasible(seq uint16, metric uint32) bool {
 // reselect picks d's route: the cheapest feasible candidate, except that
 // the current next hop is kept (it is always safe to keep) unless the
 // other is cheaper by SwitchGain, or has been cheaper for Sticky.
+//
+// Held routes must not stack up: if every node along a path kept a route
+// up to SwitchGain dearer than its best, the path could end up dearer by
+// SwitchGain once per hop. So each route also carries a floor: the least
+// of (link cost + floor) over the feasible candidates, a Bellman-Ford
+// lower bound on what the node could reach (it follows feasible
+// successors, which never form a cycle, so it cannot count to infinity),
+// 0 at the origin. The current route is also left, for the cheapest one,
+// when it costs more than the floor by SwitchGain. By induction every
+// node's metric is then within SwitchGain of its floor (the cheapest
+// candidate costs at most its link plus its metric, which is within
+// SwitchGain of its floor), so a whole path is, not each hop.
 func (rt *routing) reselect(d *dest) {
 	r := rt.r
 	var best, cur *cand
 	var bestTotal, curTotal uint32
+	floor := infMetric
 	for i := range d.cands {
 		c := &d.cands[i]
 		l := r.nbrs[c.nb]
@@ -306,22 +335,27 @@ func (rt *routing) reselect(d *dest) {
 		total := satAdd(c.metric, l.cost)
 		if c.nb == d.next {
 			cur, curTotal = c, total
+			floor = min(floor, satAdd(c.floor, l.cost))
 			continue
 		}
 		if !d.feasible(c.seqno, c.metric) {
 			continue
 		}
+		floor = min(floor, satAdd(c.floor, l.cost))
 		if best == nil || total < bestTotal || total == bestTotal && c.nb < best.nb {
 			best, bestTotal = c, total
 		}
 	}
 	chosen, total := cur, curTotal
+	keep := 1 - r.cfg.SwitchGain
 	switch {
 	case best == nil:
 		d.betterSince = time.Time{}
 	case cur == nil:
 		chosen, total = best, bestTotal
-	case float64(bestTotal) < float64(curTotal)*(1-r.cfg.SwitchGain):
+	case float64(bestTotal) < float64(curTotal)*keep:
+		chosen, total = best, bestTotal
+	case bestTotal < curTotal && float64(floor) < float64(curTotal)*keep:
 		chosen, total = best, bestTotal
 	case bestTotal < curTotal:
 		if d.betterSince.IsZero() {
@@ -334,7 +368,7 @@ func (rt *routing) reselect(d *dest) {
 	}
 	if chosen == nil {
 		if d.next != 0 {
-			d.next, d.metric = 0, infMetric
+			d.next, d.metric, d.floor = 0, infMetric, infMetric
 			d.dirty = true
 			rt.version++
 			rt.trigger()
@@ -350,10 +384,11 @@ func (rt *routing) reselect(d *dest) {
 		rt.version++
 		d.dirty = true
 	}
-	if chosen.seqno != d.seqno || total != d.metric {
+	floor = min(floor, total)
+	if chosen.seqno != d.seqno || total != d.metric || floor != d.floor {
 		d.dirty = true
 	}
-	d.next, d.seqno, d.metric = chosen.nb, chosen.seqno, total
+	d.next, d.seqno, d.metric, d.floor = chosen.nb, chosen.seqno, total, floor
 	if !d.hasFD || seqNewer(d.seqno, d.fdSeq) {
 		d.hasFD, d.fdSeq, d.fdMetric = true, d.seqno, d.metric
 	} else if d.seqno == d.fdSeq && d.metric < d.fdMetric {
@@ -520,13 +555,14 @@ func (rt *routing) flush() {
 	rt.originDirt = false
 }
 
-const routeChunk = 96
+// routeChunk entries of routeEntLen make an update of about 1 KB.
+const routeChunk = 70
 
-// sendTo sends l the routes it may use (node routes only inside our zone),
-// only the dirty ones when dirtyOnly.
+// sendTo sends l the routes it may use (node routes only inside our zone,
+// unless FlatRoutes), only the dirty ones when dirtyOnly.
 func (rt *routing) sendTo(l *link, dirtyOnly bool) {
 	r := rt.r
-	inZone := l.peer.Zone() == r.zone
+	inZone := l.peer.Zone() == r.zone || r.cfg.FlatRoutes
 	var n int
 	var start int
 	open := func() {
@@ -555,9 +591,9 @@ func (rt *routing) sendTo(l *link, dirtyOnly bool) {
 	open()
 	if !dirtyOnly || rt.originDirt {
 		if inZone {
-			add(routeEnt{key: nodeKey(r.id), seqno: rt.mySeq, metric: 0})
+			add(routeEnt{key: nodeKey(r.id), seqno: rt.mySeq})
 		}
-		add(routeEnt{key: zoneKey(r.zone), seqno: rt.zoneSeq, metric: 0})
+		add(routeEnt{key: zoneKey(r.zone), seqno: rt.zoneSeq})
 	}
 	for _, d := range rt.list {
 		if dirtyOnly && !d.dirty || !d.key.isZone() && !inZone {
@@ -569,7 +605,7 @@ func (rt *routing) sendTo(l *link, dirtyOnly bool) {
 		if d.key.isZone() && ZoneID(d.key) == l.peer.Zone() {
 			continue
 		}
-		add(routeEnt{key: d.key, seqno: d.seqno, metric: d.metric})
+		add(routeEnt{key: d.key, seqno: d.seqno, metric: d.metric, floor: d.floor})
 	}
 	closeMsg()
 }

@@ -12,11 +12,22 @@ import (
 	"github.com/sansrtc/sfu/sdn"
 )
 
+// routingModes are the two ways to route to other zones' nodes: one
+// route per zone (the default; tables scale with zones), and one per node
+// (FlatRoutes; every route the cheapest path).
+var routingModes = []struct {
+	name string
+	flat bool
+}{{"zones", false}, {"flat", true}}
+
 // TestRoutingConverges: 100 nodes over 3 zones of a region model (see
 // topology); within 30 virtual seconds every node routes to every other,
-// with no loop at any step, and the tables scale with zones. Each route is
-// checked against plain Dijkstra over the measured link costs
-// (dijkstraGap): within 10 % inside a zone and wherever a route enters the
+// with no loop at any step. Each route is checked against plain Dijkstra
+// over the measured link costs (dijkstraGap). With FlatRoutes every route
+// is within 10 % of it, and each table holds a route per node and per
+// other zone. By default the tables scale with zones (a route per node of
+// the node's own zone and per other zone, nothing else), and routes are
+// within 10 % of Dijkstra inside a zone and wherever a route enters the
 // destination's zone where a cheapest path does; a route that enters it
 // elsewhere (one route per zone cannot enter each destination's zone at
 // its own best node) is within 10 % of the best path through the zone's
@@ -25,50 +36,60 @@ import (
 // and 30 seconds.
 func TestRoutingConverges(t *testing.T) {
 	t.Parallel()
-	for _, seed := range testutil.Seeds(100, 5) {
-		s := newSimNet(t, seed)
-		s.topology([]int{33, 33, 34}, 60, 3, true)
-		s.checkLoops = true
-		s.startAll()
-		var bad string
-		var gap dijkstraGap
-		ok := false
-		for range 60 {
-			s.sim.RunFor(500 * time.Millisecond)
-			if s.loopErr != nil {
-				t.Fatalf("seed %d: %v", seed, s.loopErr)
+	for _, mode := range routingModes {
+		t.Run(mode.name, func(t *testing.T) {
+			t.Parallel()
+			for _, seed := range testutil.Seeds(100, 5) {
+				s := newSimNet(t, seed)
+				s.flat = mode.flat
+				s.topology([]int{33, 33, 34}, 60, 3, true)
+				s.checkLoops = true
+				s.startAll()
+				var bad string
+				var gap dijkstraGap
+				ok := false
+				for range 60 {
+					s.sim.RunFor(500 * time.Millisecond)
+					if s.loopErr != nil {
+						t.Fatalf("seed %d: %v", seed, s.loopErr)
+					}
+					if gap, bad = s.routesWithin(0.10); bad == "" {
+						ok = true
+						t.Logf("seed %d: converged at %v after %d steps; %v", seed, s.sim.Now().Sub(testutil.Epoch), s.sim.Steps(), gap)
+						break
+					}
+				}
+				if !ok {
+					t.Fatalf("seed %d: not converged in 30s: %s", seed, bad)
+				}
+				// And it stays converged: at 20s and 30s routes are again
+				// within 10 % once the latest measurement has spread (link
+				// costs keep moving with the measured loss, and a change
+				// takes a few round trips to reach every table: allow one
+				// second).
+				for _, at := range []time.Duration{20 * time.Second, 30 * time.Second} {
+					s.sim.RunUntil(testutil.Epoch.Add(at))
+					gap, bad := s.routesWithin(0.10)
+					for i := 0; bad != "" && i < 10; i++ {
+						s.sim.RunFor(100 * time.Millisecond)
+						gap, bad = s.routesWithin(0.10)
+					}
+					if bad != "" {
+						t.Fatalf("seed %d: at %v: %s", seed, at, bad)
+					}
+					if s.loopErr != nil {
+						t.Fatalf("seed %d: %v", seed, s.loopErr)
+					}
+					t.Logf("seed %d at %v: %v", seed, at, gap)
+				}
+				// Checked once settled: with FlatRoutes a node reaches
+				// another zone's node by the zone route until the node
+				// route arrives.
+				if bad := s.tableShape(); bad != "" {
+					t.Fatalf("seed %d: %s", seed, bad)
+				}
 			}
-			if gap, bad = s.routesWithin(0.10); bad == "" {
-				ok = true
-				t.Logf("seed %d: converged at %v after %d steps; %v", seed, s.sim.Now().Sub(testutil.Epoch), s.sim.Steps(), gap)
-				break
-			}
-		}
-		if !ok {
-			t.Fatalf("seed %d: not converged in 30s: %s", seed, bad)
-		}
-		if bad := s.tableShape(); bad != "" {
-			t.Fatalf("seed %d: %s", seed, bad)
-		}
-		// And it stays converged: at 20s and 30s routes are again within
-		// 10 % once the latest measurement has spread (link costs keep
-		// moving with the measured loss, and a change takes a few
-		// round trips to reach every table: allow one second).
-		for _, at := range []time.Duration{20 * time.Second, 30 * time.Second} {
-			s.sim.RunUntil(testutil.Epoch.Add(at))
-			gap, bad := s.routesWithin(0.10)
-			for i := 0; bad != "" && i < 10; i++ {
-				s.sim.RunFor(100 * time.Millisecond)
-				gap, bad = s.routesWithin(0.10)
-			}
-			if bad != "" {
-				t.Fatalf("seed %d: at %v: %s", seed, at, bad)
-			}
-			if s.loopErr != nil {
-				t.Fatalf("seed %d: %v", seed, s.loopErr)
-			}
-			t.Logf("seed %d at %v: %v", seed, at, gap)
-		}
+		})
 	}
 }
 
@@ -197,53 +218,59 @@ func (s *simNet) fail(fracNodes, fracLinks float64) (killed []*simNode, cut []*s
 
 // TestRoutingReconverges: after 10 % of the nodes die and 5 % of the links
 // are cut, routes are again complete and within 10 % (as in
-// TestRoutingConverges) within 10 virtual seconds, with no routing loop at
-// any step.
+// TestRoutingConverges, in both modes) within 10 virtual seconds, with no
+// routing loop at any step.
 func TestRoutingReconverges(t *testing.T) {
 	t.Parallel()
-	for _, seed := range testutil.Seeds(300, 3) {
-		s := newSimNet(t, seed)
-		s.topology([]int{33, 33, 34}, 60, 3, true)
-		s.checkLoops = true
-		s.startAll()
-		// Converged before the faults (allowing, as TestRoutingConverges
-		// does, one second for the latest measurement to spread).
-		s.sim.RunFor(15 * time.Second)
-		_, bad := s.routesWithin(0.10)
-		for i := 0; bad != "" && i < 10; i++ {
-			s.sim.RunFor(100 * time.Millisecond)
-			_, bad = s.routesWithin(0.10)
-		}
-		if bad != "" {
-			t.Fatalf("seed %d: not converged before the faults: %s", seed, bad)
-		}
-		killed, cut := s.fail(0.10, 0.05)
-		if len(killed) != 10 || len(cut) == 0 {
-			t.Fatalf("seed %d: killed %d, cut %d", seed, len(killed), len(cut))
-		}
-		t0 := s.sim.Now()
-		for {
-			s.sim.RunFor(250 * time.Millisecond)
-			if s.loopErr != nil {
-				t.Fatalf("seed %d: %v", seed, s.loopErr)
+	for _, mode := range routingModes {
+		t.Run(mode.name, func(t *testing.T) {
+			t.Parallel()
+			for _, seed := range testutil.Seeds(300, 3) {
+				s := newSimNet(t, seed)
+				s.flat = mode.flat
+				s.topology([]int{33, 33, 34}, 60, 3, true)
+				s.checkLoops = true
+				s.startAll()
+				// Converged before the faults (allowing, as TestRoutingConverges
+				// does, one second for the latest measurement to spread).
+				s.sim.RunFor(15 * time.Second)
+				_, bad := s.routesWithin(0.10)
+				for i := 0; bad != "" && i < 10; i++ {
+					s.sim.RunFor(100 * time.Millisecond)
+					_, bad = s.routesWithin(0.10)
+				}
+				if bad != "" {
+					t.Fatalf("seed %d: not converged before the faults: %s", seed, bad)
+				}
+				killed, cut := s.fail(0.10, 0.05)
+				if len(killed) != 10 || len(cut) == 0 {
+					t.Fatalf("seed %d: killed %d, cut %d", seed, len(killed), len(cut))
+				}
+				t0 := s.sim.Now()
+				for {
+					s.sim.RunFor(250 * time.Millisecond)
+					if s.loopErr != nil {
+						t.Fatalf("seed %d: %v", seed, s.loopErr)
+					}
+					var gap dijkstraGap
+					if gap, bad = s.routesWithin(0.10); bad == "" {
+						t.Logf("seed %d: reconverged %v after killing %d nodes and cutting %d links; %v", seed, s.sim.Now().Sub(t0), len(killed), len(cut), gap)
+						break
+					}
+					if testing.Verbose() {
+						t.Logf("t+%v: %s", s.sim.Now().Sub(t0), bad)
+					}
+					if s.sim.Now().Sub(t0) >= 10*time.Second {
+						t.Fatalf("seed %d: not reconverged within 10s: %s", seed, bad)
+					}
+				}
+				// Keep checking loops while the network settles.
+				s.sim.RunFor(5 * time.Second)
+				if s.loopErr != nil {
+					t.Fatalf("seed %d: %v", seed, s.loopErr)
+				}
 			}
-			var gap dijkstraGap
-			if gap, bad = s.routesWithin(0.10); bad == "" {
-				t.Logf("seed %d: reconverged %v after killing %d nodes and cutting %d links; %v", seed, s.sim.Now().Sub(t0), len(killed), len(cut), gap)
-				break
-			}
-			if testing.Verbose() {
-				t.Logf("t+%v: %s", s.sim.Now().Sub(t0), bad)
-			}
-			if s.sim.Now().Sub(t0) >= 10*time.Second {
-				t.Fatalf("seed %d: not reconverged within 10s: %s", seed, bad)
-			}
-		}
-		// Keep checking loops while the network settles.
-		s.sim.RunFor(5 * time.Second)
-		if s.loopErr != nil {
-			t.Fatalf("seed %d: %v", seed, s.loopErr)
-		}
+		})
 	}
 }
 
@@ -309,12 +336,15 @@ func TestRouteHysteresis(t *testing.T) {
 
 // tableShape checks that routing tables scale with zones: each node holds
 // a route to every other node of its own zone and to every other zone,
-// and nothing else (no route to a node of another zone).
+// and nothing else (no route to a node of another zone). With FlatRoutes
+// it holds a route to every other node and every other zone.
 func (s *simNet) tableShape() string {
 	perZone := map[sdn.ZoneID]int{}
+	alive := 0
 	for _, n := range s.nodes {
 		if n.alive {
 			perZone[n.id.Zone()]++
+			alive++
 		}
 	}
 	for _, n := range s.nodes {
@@ -326,7 +356,7 @@ func (s *simNet) tableShape() string {
 			switch {
 			case ri.Next == 0:
 				return fmt.Sprintf("node %d: unreachable entry %+v", n.id, ri)
-			case ri.Node != 0 && ri.Zone != n.id.Zone():
+			case ri.Node != 0 && ri.Zone != n.id.Zone() && !s.flat:
 				return fmt.Sprintf("node %d (zone %d): route to node %d of zone %d", n.id, n.id.Zone(), ri.Node, ri.Zone)
 			case ri.Node != 0:
 				nodes++
@@ -336,8 +366,12 @@ func (s *simNet) tableShape() string {
 				zones++
 			}
 		}
-		if nodes != perZone[n.id.Zone()]-1 || zones != len(perZone)-1 {
-			return fmt.Sprintf("node %d: %d node and %d zone routes, want %d and %d", n.id, nodes, zones, perZone[n.id.Zone()]-1, len(perZone)-1)
+		wantNodes := perZone[n.id.Zone()] - 1
+		if s.flat {
+			wantNodes = alive - 1
+		}
+		if nodes != wantNodes || zones != len(perZone)-1 {
+			return fmt.Sprintf("node %d: %d node and %d zone routes, want %d and %d", n.id, nodes, zones, wantNodes, len(perZone)-1)
 		}
 	}
 	return ""
@@ -352,6 +386,13 @@ func (s *simNet) routesWithin(slack float64) (dijkstraGap, string) {
 	gap := s.dijkstraGap(g, slack)
 	if gap.fails > 0 {
 		return gap, fmt.Sprintf("%d pairs fail against Dijkstra, first %s", gap.fails, gap.fail)
+	}
+	if s.flat {
+		// Every route must be within the slack: no entry excused.
+		if gap.elsewhere > 0 {
+			return gap, fmt.Sprintf("%d pairs over Dijkstra +%.0f%%, first %s", gap.elsewhere, 100*slack, gap.firstElsewhere)
+		}
+		return gap, ""
 	}
 	return gap, s.routeQuality(g, slack)
 }
@@ -370,6 +411,7 @@ type dijkstraGap struct {
 	// slack; groups and unservableGroups count (source, other zone)
 	// groups and those no single entry could serve.
 	elsewhere, unservable    int
+	firstElsewhere           string
 	groups, unservableGroups int
 	fails                    int    // pairs with no route or over the slack otherwise
 	fail                     string // the first of them
@@ -476,6 +518,9 @@ func (s *simNet) dijkstraGap(g *graph, slack float64) dijkstraGap {
 				// Does a cheapest path enter z where the route does?
 				if out, ok := outside[z][entry]; cross && (!ok || out[src.idx]+inZone[d][entry] > want*(1+1e-9)+1) {
 					r.elsewhere++
+					if r.firstElsewhere == "" {
+						r.firstElsewhere = fmt.Sprintf("%d→%d: cost %.0f > Dijkstra %.0f (+%.1f%%), %d hops", src.id, dst.id, got, want, 100*(got/want-1), len(path)-1)
+					}
 					if !servable {
 						r.unservable++
 					}

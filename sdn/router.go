@@ -198,7 +198,7 @@ func (r *Router) HandleLinkUp(now time.Time, id LinkID, info LinkInfo) {
 		}
 		l.state = hsDialed
 		l.resendAt = r.now.Add(r.cfg.PingInterval)
-		m := hello{version: protoVersion, node: r.id, nonce: l.nonceMe}
+		m := hello{version: r.version(), node: r.id, nonce: l.nonceMe}
 		r.sendCtl(l, m.append(r.out))
 	} else {
 		l.state = hsListen
@@ -377,7 +377,7 @@ func (r *Router) HandleTimeout(now time.Time) {
 				// Handshake messages may be lost (datagram links):
 				// repeat hello until the answer comes.
 				l.resendAt = now.Add(r.cfg.PingInterval)
-				m := hello{version: protoVersion, node: r.id, nonce: l.nonceMe}
+				m := hello{version: r.version(), node: r.id, nonce: l.nonceMe}
 				r.sendCtl(l, m.append(r.out))
 			}
 			continue
@@ -570,7 +570,7 @@ func (r *Router) handshake(l *link, t msgType, data []byte) {
 			r.stats.Malformed++
 			return
 		}
-		if m.version != protoVersion || m.node == 0 || m.node == r.id {
+		if m.version != r.version() || m.node == 0 || m.node == r.id {
 			r.refuse(l)
 			return
 		}
@@ -627,6 +627,14 @@ func (r *Router) handshake(l *link, t msgType, data []byte) {
 	default:
 		r.stats.Unauthenticated++
 	}
+}
+
+// version is the protocol version a hello carries, with the routing mode.
+func (r *Router) version() uint8 {
+	if r.cfg.FlatRoutes {
+		return protoVersion | flatVersion
+	}
+	return protoVersion
 }
 
 func (r *Router) refuse(l *link) {

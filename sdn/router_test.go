@@ -63,17 +63,32 @@ func TestConfigValidate(t *testing.T) {
 // neighbour, whichever side dials, and the refusals are counted.
 func TestWrongSecretRefused(t *testing.T) {
 	for _, seed := range testutil.Seeds(1, 3) {
-		wrongSecret(t, seed)
+		oddOneOut(t, seed, true, func(s *simNet, m *simNode) { m.secret = []byte("other secret") })
 	}
 }
 
-func wrongSecret(t *testing.T, seed uint64) {
+// TestRoutingModeMismatchRefused: a node whose Config.FlatRoutes differs
+// from its neighbours' never becomes a neighbour either (a mix could
+// loop, see routing.lookup), whichever side dials, and is counted.
+func TestRoutingModeMismatchRefused(t *testing.T) {
+	for _, seed := range testutil.Seeds(5, 3) {
+		oddOneOut(t, seed, false, func(s *simNet, m *simNode) {
+			s.tune = func(c *sdn.Config) { c.FlatRoutes = c.ID == m.id }
+		})
+	}
+}
+
+// oddOneOut: node m, made different by odd, is dialed by a and b and
+// dials c; it never becomes a neighbour, the others route to each other,
+// and the refusals are counted on both sides. With proof, the difference
+// shows in the MACs, which the dialer checks first (a and b refuse m, m
+// refuses c); otherwise in the hello, which the listener checks (m
+// refuses a and b, c refuses m). A refusal is seen on the other side as
+// a handshake aborted.
+func oddOneOut(t *testing.T, seed uint64, proof bool, odd func(s *simNet, m *simNode)) {
 	s := newSimNet(t, seed)
-	a, b := s.addNode(1), s.addNode(2)
-	s.secret = []byte("other secret")
-	m := s.addNode(3)
-	s.secret = a.secret
-	c := s.addNode(4)
+	a, b, m, c := s.addNode(1), s.addNode(2), s.addNode(3), s.addNode(4)
+	odd(s, m)
 	s.connect(a.id, b.id, 5*time.Millisecond, 0, 0)
 	s.connect(a.id, m.id, 5*time.Millisecond, 0, 0) // a dials m
 	s.connect(b.id, m.id, 5*time.Millisecond, 0, 0) // b dials m
@@ -88,28 +103,31 @@ func wrongSecret(t *testing.T, seed uint64) {
 	s.startAll()
 	s.sim.RunFor(20 * time.Second)
 	if ups != 0 {
-		t.Fatalf("%d neighbour-ups with the wrong secret", ups)
+		t.Fatalf("seed %d: %d neighbour-ups with the odd node", seed, ups)
 	}
 	if _, ok := a.r.Route(b.id); !ok {
-		t.Fatal("the two good nodes do not route to each other")
+		t.Fatalf("seed %d: the two good nodes do not route to each other", seed)
 	}
 	if _, ok := a.r.Route(m.id); ok {
-		t.Fatal("route to the node with the wrong secret")
+		t.Fatalf("seed %d: route to the odd node", seed)
 	}
 	if _, ok := c.r.Route(m.id); ok {
-		t.Fatal("route to the node with the wrong secret")
+		t.Fatalf("seed %d: route to the odd node", seed)
 	}
 	if _, ok := c.r.Route(a.id); !ok {
-		t.Fatal("the good nodes do not route to each other")
+		t.Fatalf("seed %d: the good nodes do not route to each other", seed)
 	}
-	// Dialers check the listener's proof first: a and b refuse m, and m
-	// refuses c (whose proof fails under m's secret), which c sees as
-	// handshakes aborted by the peer.
-	if a.r.Stats().AuthFailures == 0 || b.r.Stats().AuthFailures == 0 || m.r.Stats().AuthFailures == 0 {
-		t.Fatalf("refusals not counted: %+v %+v %+v", a.r.Stats(), b.r.Stats(), m.r.Stats())
+	st := func(n *simNode) sdn.Stats { return n.r.Stats() }
+	refused := func(n *simNode) bool { return st(n).AuthFailures > 0 }
+	aborted := func(n *simNode) bool { return st(n).HandshakeAborted > 0 }
+	ok := refused(m)
+	if proof {
+		ok = ok && refused(a) && refused(b) && aborted(c)
+	} else {
+		ok = ok && aborted(a) && aborted(b) && refused(c) && aborted(m)
 	}
-	if c.r.Stats().HandshakeAborted == 0 {
-		t.Fatalf("refusal by the dialer not counted by the listener: %+v", c.r.Stats())
+	if !ok {
+		t.Fatalf("seed %d: refusals not counted: a %+v\nb %+v\nm %+v\nc %+v", seed, st(a), st(b), st(m), st(c))
 	}
 }
 

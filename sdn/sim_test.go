@@ -25,6 +25,9 @@ type simNet struct {
 	nextLink sdn.LinkID
 	secret   []byte
 	tune     func(*sdn.Config)
+	// flat starts every node with Config.FlatRoutes, and makes the
+	// routing checks demand the cheapest path to every node.
+	flat bool
 
 	checkLoops bool
 	loopErr    error
@@ -113,6 +116,7 @@ func (s *simNet) start(n *simNode) {
 		}
 	}
 	cfg := sdn.Config{ID: n.id, Seeds: seeds, Secret: n.secret, Seed: s.sim.Seed*1000 + uint64(n.idx), Listen: fakeAddr(n.id).UDP}
+	cfg.FlatRoutes = s.flat
 	if s.tune != nil {
 		s.tune(&cfg)
 	}

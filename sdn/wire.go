@@ -32,11 +32,15 @@ const (
 )
 
 const (
-	protoVersion = 1
+	protoVersion = 2 // 2: route entries carry a floor
+	// flatVersion is or'ed into hello's version by a node with
+	// Config.FlatRoutes: nodes that route differently refuse each other
+	// as they refuse another protocol version.
+	flatVersion  = 0x80
 	nonceLen     = 16
 	macLen       = 32
 	maxPath      = 32
-	routeEntLen  = 11
+	routeEntLen  = 15
 	digestEntLen = 16
 	dataHdrLen   = 13
 	maxMsgLen    = 1 << 20
@@ -185,19 +189,22 @@ func (m *ping) decode(p []byte) bool {
 	return (t == mPing || t == mPong) && r.done()
 }
 
-// routeEnt is one destination of a routing update. A metric of
-// infinity retracts the route.
+// routeEnt is one destination of a routing update: the metric of the
+// route the sender uses, and its floor, the cheapest it could use (see
+// routing.reselect). A metric of infinity retracts the route.
 type routeEnt struct {
 	key    dkey
 	seqno  uint16
 	metric uint32
+	floor  uint32
 }
 
 func appendRouteEnt(b []byte, e routeEnt) []byte {
 	b = put8(b, uint8(e.key>>32))
 	b = put32(b, uint32(e.key))
 	b = put16(b, e.seqno)
-	return put32(b, e.metric)
+	b = put32(b, e.metric)
+	return put32(b, e.floor)
 }
 
 // routeUpdate iterates the entries of an mRoute message.
@@ -228,6 +235,7 @@ func (m *routeUpdate) ent(i int) routeEnt {
 		key:    dkey(e[0])<<32 | dkey(binary.BigEndian.Uint32(e[1:])),
 		seqno:  binary.BigEndian.Uint16(e[5:]),
 		metric: binary.BigEndian.Uint32(e[7:]),
+		floor:  binary.BigEndian.Uint32(e[11:]),
 	}
 }
 

@@ -35,6 +35,7 @@ func main() {
 	secret := flag.String("secret", os.Getenv("SDN_SECRET"), "cluster secret (default $SDN_SECRET)")
 	publish := flag.Uint64("publish", 0, "publish a test channel with this id")
 	subscribe := flag.Uint64("subscribe", 0, "subscribe to the channel with this id")
+	flat := flag.Bool("flat-routes", false, "keep a route per node of every zone (exact routes; tables grow with the cluster)")
 	flag.Parse()
 	if *nodeID == 0 {
 		log.Fatal("--node-id is required")
@@ -62,7 +63,7 @@ func main() {
 	var mu sync.Mutex
 	var received, lastSeq uint64
 	d, err := quic.New(quic.Config{
-		Router: sdn.Config{ID: id, Seeds: seedAddrs, Secret: []byte(*secret)},
+		Router: sdn.Config{ID: id, Seeds: seedAddrs, Secret: []byte(*secret), FlatRoutes: *flat},
 		Listen: addr,
 		OnEvent: func(e sdn.Event) {
 			switch e := e.(type) {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -12,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/sansrtc/sfu/sdn"
 )
 
 // TestMain runs the command itself when SDN_NODE_ARGS is set, so the
@@ -95,21 +98,37 @@ func (p *nodeProc) address(t *testing.T) string {
 // TestThreeTerminals does what the command's doc shows: three nodes,
 // each seeded with the previous one's printed address; the first
 // publishes a test channel, the other two subscribe and receive it. An
-// interrupt stops a node cleanly.
+// interrupt stops a node cleanly. Once in one zone, and once with each
+// node in a zone of its own and --flat-routes, where node 3 holds a
+// route to node 1 itself (without the flag it would hold one to zone 1).
 func TestThreeTerminals(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts processes")
 	}
-	n1 := startNode(t, "--node-id 1 --listen 127.0.0.1:0 --secret s --publish 7")
+	for _, tc := range []struct {
+		name  string
+		extra [3]string
+		ids   [3]sdn.NodeID
+	}{
+		{"one zone", [3]string{}, [3]sdn.NodeID{1, 2, 3}},
+		{"three zones, flat routes", [3]string{"--zone 1 --flat-routes", "--zone 2 --flat-routes", "--zone 3 --flat-routes"},
+			[3]sdn.NodeID{sdn.MakeNodeID(1, 1), sdn.MakeNodeID(2, 2), sdn.MakeNodeID(3, 3)}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { threeTerminals(t, tc.extra, tc.ids) })
+	}
+}
+
+func threeTerminals(t *testing.T, extra [3]string, ids [3]sdn.NodeID) {
+	n1 := startNode(t, "--node-id 1 --listen 127.0.0.1:0 --secret s --publish 7 "+extra[0])
 	a1 := n1.address(t)
-	if !regexp.MustCompile(`^1@/ip4/127\.0\.0\.1/udp/[1-9][0-9]*$`).MatchString(a1) {
+	if !regexp.MustCompile(fmt.Sprintf(`^%d@/ip4/127\.0\.0\.1/udp/[1-9][0-9]*$`, ids[0])).MatchString(a1) {
 		t.Fatalf("node 1 printed address %q", a1)
 	}
-	n2 := startNode(t, "--node-id 2 --listen 127.0.0.1:0 --secret s --subscribe 7 --seeds "+a1)
-	n3 := startNode(t, "--node-id 3 --listen 127.0.0.1:0 --secret s --subscribe 7 --seeds "+n2.address(t))
+	n2 := startNode(t, "--node-id 2 --listen 127.0.0.1:0 --secret s --subscribe 7 --seeds "+a1+" "+extra[1])
+	n3 := startNode(t, "--node-id 3 --listen 127.0.0.1:0 --secret s --subscribe 7 --seeds "+n2.address(t)+" "+extra[2])
 
 	recv := regexp.MustCompile(`^channel 7: (\d+) packets received, last seq (\d+)$`)
-	routes := regexp.MustCompile(`^routes:.* node 1 via 2 `)
+	routes := regexp.MustCompile(fmt.Sprintf(`^routes:.* node %d via %d `, ids[0], ids[1]))
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		ok := true
