@@ -80,22 +80,29 @@
 //
 // # Routing
 //
-// Routes are a distance vector with sequence numbers and Babel's
-// feasibility condition (RFC 8966 §2.4–3.5), not a path vector: a path
-// vector only keeps loops from persisting, yet while two updates cross it
-// can point two nodes at each other for a round trip, and the tests check
-// for loops after every single event. With feasibility a node takes a
-// new next hop only if that neighbour's advertised metric is below the
-// smallest metric the node itself has advertised for the destination's
-// current sequence number, which keeps the next-hop graph acyclic at all
-// times. A node that loses its route and has no feasible alternative
-// retracts it and sends a sequence-number request toward the origin
-// (forwarded hop by hop); the origin bumps its number and every route
-// becomes feasible again. A node with a much better infeasible
-// alternative asks the same way (at most every 3.5 s).
+// Routes are a path vector: each advertisement carries the metric, the
+// sequence number and the path, the nodes from the advertiser to the
+// destination (RouteInfo.Path), and a node ignores any route whose path
+// holds itself, or that is already maxPath (32) hops long, so the
+// cluster's diameter is at most 32 hops. A path vector alone only keeps
+// loops from persisting: while two updates cross it can still point two
+// nodes at each other for a round trip, and the tests check for loops
+// after every single event. So selection also obeys Babel's feasibility
+// condition (RFC 8966 §2.4–3.5): a node takes a new next hop only if that
+// neighbour's advertised metric is below the smallest metric the node
+// itself has advertised for the destination's current sequence number,
+// which keeps the next-hop graph acyclic at all times. A node that loses
+// its route and has no feasible alternative retracts it and sends a
+// sequence-number request toward the origin (forwarded hop by hop); the
+// origin bumps its number and every route becomes feasible again. A node
+// with a much better infeasible alternative asks the same way (at most
+// every 200 ms): a cost increase that reaches it through one neighbour
+// before another can leave it on the dearer route with the cheaper one
+// infeasible.
 //
 // Updates: every UpdateInterval (1 s, jittered) the full table, and the
-// changed routes TriggerDelay (20 ms) after a change. A neighbour's
+// changed routes (a new metric, sequence number, floor or path)
+// TriggerDelay (20 ms) after a change. A neighbour's
 // advertisement expires after 3.5 update intervals.
 //
 // Zones keep tables small: a node holds a route per node of its own zone
@@ -113,8 +120,8 @@
 // everywhere, every node holds a route per node of the cluster (besides
 // the zone routes, which pub/sub's home selection uses), and a packet
 // takes the node route wherever one is known. Tables and updates then
-// grow with the cluster (at 100 nodes the simulator runs at about 70 %
-// of its speed without, BenchmarkSim100), so it suits clusters of up to
+// grow with the cluster (at 100 nodes the simulator runs at about half
+// its speed without, BenchmarkSim100), so it suits clusters of up to
 // a few hundred nodes. All nodes of a cluster must agree on it: hello's
 // version byte carries the mode, and nodes that differ refuse each other
 // as they refuse another protocol version (Stats.AuthFailures), because

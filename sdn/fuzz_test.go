@@ -50,13 +50,15 @@ func FuzzPing(f *testing.F) {
 }
 
 func FuzzRouteUpdate(f *testing.F) {
-	b := []byte{byte(mRoute), 0, 2}
-	b = appendRouteEnt(b, routeEnt{key: nodeKey(9), seqno: 1, metric: 100, floor: 90})
-	b = appendRouteEnt(b, routeEnt{key: zoneKey(2), seqno: 7, metric: infMetric, floor: infMetric})
+	b := []byte{byte(mRoute), 0, 3}
+	b = appendRouteEnt(b, routeEnt{key: nodeKey(9), seqno: 1, metric: 100, floor: 90, path: []byte{0, 0, 0, 9}}, 5)
+	b = appendRouteEnt(b, routeEnt{key: zoneKey(2), seqno: 7, metric: infMetric, floor: infMetric}, 0)
+	b = appendRouteEnt(b, routeEnt{key: zoneKey(3), seqno: 2, metric: 10}, 7)
 	roundTrip(f, [][]byte{b}, (*routeUpdate).decode, func(m *routeUpdate, b []byte) []byte {
 		b = append(b, byte(mRoute), byte(m.n>>8), byte(m.n))
-		for i := range m.n {
-			b = appendRouteEnt(b, m.ent(i))
+		var e routeEnt
+		for m.next(&e) {
+			b = appendRouteEnt(b, e, 0)
 		}
 		return b
 	})

@@ -1,6 +1,8 @@
 package sdn
 
 import (
+	"bytes"
+	"encoding/binary"
 	"slices"
 	"time"
 )
@@ -48,6 +50,25 @@ type cand struct {
 	metric  uint32
 	floor   uint32
 	expires time.Time
+	path    []byte // as on the wire: nb first; reused from one update to the next
+}
+
+// index returns the index of the candidate from nb, or -1.
+func (d *dest) index(nb NodeID) int {
+	for i := range d.cands {
+		if d.cands[i].nb == nb {
+			return i
+		}
+	}
+	return -1
+}
+
+// cand returns the candidate from nb, or nil.
+func (d *dest) cand(nb NodeID) *cand {
+	if i := d.index(nb); i >= 0 {
+		return &d.cands[i]
+	}
+	return nil
 }
 
 // dest is the routing state of one destination: the candidates, the
@@ -117,6 +138,9 @@ func (r *Router) Route(dst NodeID) (NodeID, bool) {
 // known the zone route is safe: no neighbour routes that node through us
 // before we have advertised a route to it.
 func (rt *routing) lookup(dst NodeID) *dest {
+	if z := dst.Zone(); z != rt.r.zone && !rt.r.cfg.FlatRoutes {
+		return rt.dests[zoneKey(z)]
+	}
 	if d := rt.dests[nodeKey(dst)]; d != nil || dst.Zone() == rt.r.zone {
 		return d
 	}
@@ -135,6 +159,10 @@ type RouteInfo struct {
 	// costs along the path.
 	Cost  uint32
 	Seqno uint16
+	// Path is the path vector: the nodes from Next to the destination (to
+	// the node of the zone that originated a zone route), as Next
+	// advertised it.
+	Path []NodeID
 }
 
 // Routes lists the routing table by destination.
@@ -142,6 +170,12 @@ func (r *Router) Routes() []RouteInfo {
 	out := make([]RouteInfo, 0, len(r.rt.list))
 	for _, d := range r.rt.list {
 		ri := RouteInfo{Next: d.next, Cost: d.metric, Seqno: d.seqno}
+		if c := d.cand(d.next); d.next != 0 && c != nil {
+			ri.Path = make([]NodeID, len(c.path)/4)
+			for i := range ri.Path {
+				ri.Path[i] = NodeID(binary.BigEndian.Uint32(c.path[4*i:]))
+			}
+		}
 		if d.key.isZone() {
 			ri.Zone = ZoneID(d.key)
 		} else {
@@ -252,8 +286,8 @@ func (rt *routing) accepts(nb NodeID, k dkey) bool {
 func (rt *routing) handleUpdate(l *link, m *routeUpdate) {
 	r := rt.r
 	expires := r.now.Add(r.cfg.UpdateInterval * 7 / 2)
-	for i := range m.n {
-		e := m.ent(i)
+	var e routeEnt
+	for m.next(&e) {
 		switch {
 		case e.key == nodeKey(r.id):
 			// Our own route from a previous life: outnumber it.
@@ -272,6 +306,14 @@ func (rt *routing) handleUpdate(l *link, m *routeUpdate) {
 			continue
 		case !rt.accepts(l.peer, e.key):
 			continue
+		case e.metric != infMetric && e.hop(0) != l.peer:
+			r.stats.Malformed++ // a path must start at its sender
+			continue
+		case e.metric != infMetric && (e.onPath(r.id) || e.pathLen() == maxPath):
+			// The path vector: a route through us is no route for us
+			// (feasibility already keeps it from being chosen; this keeps
+			// it out of the candidates), nor one we could not extend.
+			e.metric = infMetric
 		}
 		d := rt.dests[e.key]
 		if d == nil {
@@ -282,16 +324,25 @@ func (rt *routing) handleUpdate(l *link, m *routeUpdate) {
 				continue
 			}
 		}
-		j := slices.IndexFunc(d.cands, func(c cand) bool { return c.nb == l.peer })
-		c := cand{nb: l.peer, seqno: e.seqno, metric: e.metric, floor: min(e.floor, e.metric), expires: expires}
+		j := d.index(l.peer)
+		var c *cand
 		switch {
 		case e.metric == infMetric && j >= 0:
 			d.cands = slices.Delete(d.cands, j, j+1)
 		case e.metric == infMetric:
 		case j >= 0:
-			d.cands[j] = c
+			c = &d.cands[j]
 		default:
-			d.cands = append(d.cands, c)
+			d.cands = append(d.cands, cand{nb: l.peer})
+			c = &d.cands[len(d.cands)-1]
+		}
+		if c != nil {
+			c.seqno, c.metric, c.floor, c.expires = e.seqno, e.metric, min(e.floor, e.metric), expires
+			if c.nb == d.next && !bytes.Equal(c.path, e.path) {
+				d.dirty = true // the same route by another path
+				rt.trigger()
+			}
+			c.path = append(c.path[:0], e.path...)
 		}
 		rt.reselect(d)
 	}
@@ -398,9 +449,12 @@ func (rt *routing) reselect(d *dest) {
 		rt.trigger()
 	}
 	// A much better route we may not take yet: ask for the sequence
-	// number that makes it feasible.
+	// number that makes it feasible. Soon: a cost increase that reaches
+	// a node by one neighbour before another can leave it on the dearer
+	// route with the cheaper one infeasible, until the origin's next
+	// sequence number.
 	if inf, ok := rt.bestInfeasible(d); ok && float64(inf) < float64(d.metric)*(1-r.cfg.SwitchGain) {
-		rt.request(d, time.Second)
+		rt.request(d, 0)
 	}
 }
 
@@ -497,7 +551,7 @@ func (rt *routing) neighbourUp(l *link) {
 
 func (rt *routing) neighbourDown(nb NodeID) {
 	for _, d := range rt.list {
-		if j := slices.IndexFunc(d.cands, func(c cand) bool { return c.nb == nb }); j >= 0 {
+		if j := d.index(nb); j >= 0 {
 			d.cands = slices.Delete(d.cands, j, j+1)
 		}
 		if d.next == nb || len(d.cands) > 0 {
@@ -555,8 +609,9 @@ func (rt *routing) flush() {
 	rt.originDirt = false
 }
 
-// routeChunk entries of routeEntLen make an update of about 1 KB.
-const routeChunk = 70
+// routeChunk entries make an update of about 1 KB (routeEntLen and a
+// path of 5 hops each), 4.6 KB at most.
+const routeChunk = 32
 
 // sendTo sends l the routes it may use (node routes only inside our zone,
 // unless FlatRoutes), only the dirty ones when dirtyOnly.
@@ -580,20 +635,20 @@ func (rt *routing) sendTo(l *link, dirtyOnly bool) {
 		r.out[start+2] = byte(n)
 		r.queue(l, start, len(r.out), false)
 	}
-	add := func(e routeEnt) {
+	add := func(e routeEnt, via NodeID) {
 		if n == routeChunk {
 			closeMsg()
 			open()
 		}
-		r.out = appendRouteEnt(r.out, e)
+		r.out = appendRouteEnt(r.out, e, via)
 		n++
 	}
 	open()
 	if !dirtyOnly || rt.originDirt {
 		if inZone {
-			add(routeEnt{key: nodeKey(r.id), seqno: rt.mySeq})
+			add(routeEnt{key: nodeKey(r.id), seqno: rt.mySeq}, r.id)
 		}
-		add(routeEnt{key: zoneKey(r.zone), seqno: rt.zoneSeq})
+		add(routeEnt{key: zoneKey(r.zone), seqno: rt.zoneSeq}, r.id)
 	}
 	for _, d := range rt.list {
 		if dirtyOnly && !d.dirty || !d.key.isZone() && !inZone {
@@ -605,7 +660,14 @@ func (rt *routing) sendTo(l *link, dirtyOnly bool) {
 		if d.key.isZone() && ZoneID(d.key) == l.peer.Zone() {
 			continue
 		}
-		add(routeEnt{key: d.key, seqno: d.seqno, metric: d.metric, floor: d.floor})
+		e := routeEnt{key: d.key, seqno: d.seqno, metric: d.metric, floor: d.floor}
+		var via NodeID
+		if c := d.cand(d.next); d.next != 0 && c != nil {
+			e.path, via = c.path, r.id
+		} else {
+			e.metric, e.floor = infMetric, infMetric
+		}
+		add(e, via)
 	}
 	closeMsg()
 }

@@ -88,6 +88,14 @@ func TestRoutingConverges(t *testing.T) {
 				if bad := s.tableShape(); bad != "" {
 					t.Fatalf("seed %d: %s", seed, bad)
 				}
+				bad = s.pathsMatch()
+				for i := 0; bad != "" && i < 10; i++ {
+					s.sim.RunFor(100 * time.Millisecond)
+					bad = s.pathsMatch()
+				}
+				if bad != "" {
+					t.Fatalf("seed %d: %s", seed, bad)
+				}
 			}
 		})
 	}
@@ -372,6 +380,54 @@ func (s *simNet) tableShape() string {
 		}
 		if nodes != wantNodes || zones != len(perZone)-1 {
 			return fmt.Sprintf("node %d: %d node and %d zone routes, want %d and %d", n.id, nodes, zones, wantNodes, len(perZone)-1)
+		}
+	}
+	return ""
+}
+
+// pathsMatch checks the path vectors: each route's Path is the walk of
+// the next hops from its Next to its destination (for a zone route, to
+// the first node of the zone).
+func (s *simNet) pathsMatch() string {
+	type key struct {
+		node sdn.NodeID
+		zone sdn.ZoneID
+	}
+	tables := map[*simNode]map[key]sdn.RouteInfo{}
+	for _, n := range s.nodes {
+		if !n.alive {
+			continue
+		}
+		tab := map[key]sdn.RouteInfo{}
+		for _, ri := range n.r.Routes() {
+			tab[key{ri.Node, ri.Zone}] = ri
+		}
+		tables[n] = tab
+	}
+	for _, n := range s.nodes {
+		if !n.alive {
+			continue
+		}
+		for k, ri := range tables[n] {
+			if ri.Next == 0 {
+				continue
+			}
+			var walk []sdn.NodeID
+			cur := n
+			for len(walk) <= len(s.nodes) {
+				r, ok := tables[cur][k]
+				if !ok || r.Next == 0 || s.byID[r.Next] == nil {
+					return fmt.Sprintf("node %d, route %+v: walk %v ends at %d", n.id, ri, walk, cur.id)
+				}
+				cur = s.byID[r.Next]
+				walk = append(walk, cur.id)
+				if k.node != 0 && cur.id == k.node || k.node == 0 && cur.id.Zone() == k.zone {
+					break
+				}
+			}
+			if !slices.Equal(walk, ri.Path) {
+				return fmt.Sprintf("node %d: route to %+v has path %v, next hops go %v", n.id, k, ri.Path, walk)
+			}
 		}
 	}
 	return ""

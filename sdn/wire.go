@@ -32,7 +32,7 @@ const (
 )
 
 const (
-	protoVersion = 2 // 2: route entries carry a floor
+	protoVersion = 2 // 2: route entries carry a floor and a path
 	// flatVersion is or'ed into hello's version by a node with
 	// Config.FlatRoutes: nodes that route differently refuse each other
 	// as they refuse another protocol version.
@@ -40,7 +40,7 @@ const (
 	nonceLen     = 16
 	macLen       = 32
 	maxPath      = 32
-	routeEntLen  = 15
+	routeEntLen  = 16 // without the path
 	digestEntLen = 16
 	dataHdrLen   = 13
 	maxMsgLen    = 1 << 20
@@ -190,53 +190,98 @@ func (m *ping) decode(p []byte) bool {
 }
 
 // routeEnt is one destination of a routing update: the metric of the
-// route the sender uses, and its floor, the cheapest it could use (see
-// routing.reselect). A metric of infinity retracts the route.
+// route the sender uses, its floor, the cheapest it could use (see
+// routing.reselect), and its path, the nodes it takes from the sender
+// (first) to the destination (last), or for a zone route to the node of
+// the zone that originated it, 4 bytes each. A metric of infinity
+// retracts the route and carries no path.
 type routeEnt struct {
 	key    dkey
 	seqno  uint16
 	metric uint32
 	floor  uint32
+	path   []byte
 }
 
-func appendRouteEnt(b []byte, e routeEnt) []byte {
+func (e *routeEnt) pathLen() int     { return len(e.path) / 4 }
+func (e *routeEnt) hop(i int) NodeID { return NodeID(binary.BigEndian.Uint32(e.path[4*i:])) }
+func (e *routeEnt) onPath(n NodeID) bool {
+	for i := range e.pathLen() {
+		if e.hop(i) == n {
+			return true
+		}
+	}
+	return false
+}
+
+// appendRouteEnt appends e, its path preceded by via unless via is 0 (a
+// node passing a route on puts itself in front of its next hop's path).
+func appendRouteEnt(b []byte, e routeEnt, via NodeID) []byte {
 	b = put8(b, uint8(e.key>>32))
 	b = put32(b, uint32(e.key))
 	b = put16(b, e.seqno)
 	b = put32(b, e.metric)
-	return put32(b, e.floor)
+	b = put32(b, e.floor)
+	n := len(e.path) / 4
+	if via != 0 {
+		n++
+	}
+	b = put8(b, uint8(n))
+	if via != 0 {
+		b = put32(b, uint32(via))
+	}
+	return append(b, e.path...)
 }
 
 // routeUpdate iterates the entries of an mRoute message.
 type routeUpdate struct {
 	n    int
 	ents []byte
+	rest []byte
 }
 
 func (m *routeUpdate) decode(p []byte) bool {
 	r := reader{b: p}
 	ok := msgType(r.u8()) == mRoute
 	m.n = int(r.u16())
-	m.ents = r.take(m.n * routeEntLen)
-	if !ok || !r.done() {
+	if !ok || r.bad {
 		return false
 	}
-	for i := range m.n {
-		if !m.ent(i).key.valid() {
+	m.ents = r.b
+	m.rest = m.ents
+	var e routeEnt
+	for range m.n {
+		if !m.next(&e) || !e.key.valid() || e.metric != infMetric && e.pathLen() == 0 || e.metric == infMetric && e.pathLen() != 0 {
 			return false
 		}
+		for i := range e.pathLen() {
+			if e.hop(i) == 0 {
+				return false
+			}
+		}
 	}
+	if len(m.rest) != 0 {
+		return false
+	}
+	m.rest = m.ents
 	return true
 }
 
-func (m *routeUpdate) ent(i int) routeEnt {
-	e := m.ents[i*routeEntLen:]
-	return routeEnt{
-		key:    dkey(e[0])<<32 | dkey(binary.BigEndian.Uint32(e[1:])),
-		seqno:  binary.BigEndian.Uint16(e[5:]),
-		metric: binary.BigEndian.Uint32(e[7:]),
-		floor:  binary.BigEndian.Uint32(e[11:]),
+// next decodes the next entry into e; false when none is left or it is
+// cut short.
+func (m *routeUpdate) next(e *routeEnt) bool {
+	r := reader{b: m.rest}
+	e.key = dkey(r.u8())<<32 | dkey(r.u32())
+	e.seqno = r.u16()
+	e.metric = r.u32()
+	e.floor = r.u32()
+	n := int(r.u8())
+	if n > maxPath {
+		return false
 	}
+	e.path = r.take(4 * n)
+	m.rest = r.b
+	return !r.bad
 }
 
 // seqReq asks the origin of key for a sequence number at least seqno.
