@@ -149,7 +149,8 @@ func (rt *routing) lookup(dst NodeID) *dest {
 
 // RouteInfo is one destination of the routing table.
 type RouteInfo struct {
-	// Node is the destination node (inside our zone) or zero for a zone.
+	// Node is the destination node (of our zone, of any with FlatRoutes)
+	// or zero for a zone.
 	Node NodeID
 	// Zone is the destination zone (Node's zone for node routes).
 	Zone ZoneID

@@ -244,7 +244,7 @@ func (m *routeUpdate) decode(p []byte) bool {
 	r := reader{b: p}
 	ok := msgType(r.u8()) == mRoute
 	m.n = int(r.u16())
-	if !ok || r.bad {
+	if !ok || r.bad || len(r.b) < m.n*routeEntLen {
 		return false
 	}
 	m.ents = r.b
