@@ -12,8 +12,7 @@ import (
 // BenchmarkRoute measures a next-hop lookup in a converged 100-node,
 // 3-zone table (node and zone destinations alike).
 func BenchmarkRoute(b *testing.B) {
-	s := newSimNet(b, 100)
-	s.topology([]int{33, 33, 34}, 60, 3, false)
+	s := regionNet(b, 100, false, false)
 	s.startAll()
 	s.sim.RunFor(10 * time.Second)
 	r := s.nodes[0].r
@@ -143,9 +142,7 @@ func BenchmarkSim100(b *testing.B) {
 
 func benchSim100(b *testing.B, name string, flat, traffic bool) {
 	b.Run(name, func(b *testing.B) {
-		s := newSimNet(b, 100)
-		s.flat = flat
-		s.topology([]int{33, 33, 34}, 60, 3, true)
+		s := regionNet(b, 100, flat, true)
 		s.startAll()
 		s.sim.RunFor(5 * time.Second)
 		if traffic {

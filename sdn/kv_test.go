@@ -156,8 +156,7 @@ func (w *mapWorld) aliveTruth() map[entryKey]string {
 func TestMaps(t *testing.T) {
 	t.Parallel()
 	for _, seed := range testutil.Seeds(500, 3) {
-		s := newSimNet(t, seed)
-		s.topology([]int{33, 33, 34}, 60, 3, true)
+		s := regionNet(t, seed, false, true)
 		w := newMapWorld(s, "rooms")
 		w.stable = true
 		s.startAll()

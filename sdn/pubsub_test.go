@@ -35,9 +35,7 @@ func TestPubSubTree(t *testing.T) {
 		t.Run(mode.name, func(t *testing.T) {
 			t.Parallel()
 			for _, seed := range testutil.Seeds(400, 3) {
-				s := newSimNet(t, seed)
-				s.flat = mode.flat
-				s.topology([]int{33, 33, 34}, 60, 3, false)
+				s := regionNet(t, seed, mode.flat, false)
 				s.checkLoops = false
 				subs := map[*simNode]*subState{}
 				sentAt := map[uint32]time.Time{}

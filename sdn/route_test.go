@@ -40,9 +40,7 @@ func TestRoutingConverges(t *testing.T) {
 		t.Run(mode.name, func(t *testing.T) {
 			t.Parallel()
 			for _, seed := range testutil.Seeds(100, 5) {
-				s := newSimNet(t, seed)
-				s.flat = mode.flat
-				s.topology([]int{33, 33, 34}, 60, 3, true)
+				s := regionNet(t, seed, mode.flat, true)
 				s.checkLoops = true
 				s.startAll()
 				var bad string
@@ -234,9 +232,7 @@ func TestRoutingReconverges(t *testing.T) {
 		t.Run(mode.name, func(t *testing.T) {
 			t.Parallel()
 			for _, seed := range testutil.Seeds(300, 3) {
-				s := newSimNet(t, seed)
-				s.flat = mode.flat
-				s.topology([]int{33, 33, 34}, 60, 3, true)
+				s := regionNet(t, seed, mode.flat, true)
 				s.checkLoops = true
 				s.startAll()
 				// Converged before the faults (allowing, as TestRoutingConverges

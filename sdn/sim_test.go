@@ -79,6 +79,16 @@ func newSimNet(tb testing.TB, seed uint64) *simNet {
 	}
 }
 
+// regionNet is the 100-node network of the routing, pub/sub and map
+// tests: 3 zones of the region model (see topology), lossy or not, with
+// FlatRoutes or not; not started.
+func regionNet(tb testing.TB, seed uint64, flat, lossy bool) *simNet {
+	s := newSimNet(tb, seed)
+	s.flat = flat
+	s.topology([]int{33, 33, 34}, 60, 3, lossy)
+	return s
+}
+
 func edgeKey(a, b sdn.NodeID) [2]sdn.NodeID {
 	if a > b {
 		a, b = b, a
