@@ -138,13 +138,13 @@ func (r *Router) Route(dst NodeID) (NodeID, bool) {
 // known the zone route is safe: no neighbour routes that node through us
 // before we have advertised a route to it.
 func (rt *routing) lookup(dst NodeID) *dest {
-	if z := dst.Zone(); z != rt.r.zone && !rt.r.cfg.FlatRoutes {
-		return rt.dests[zoneKey(z)]
+	z := dst.Zone()
+	if z == rt.r.zone || rt.r.cfg.FlatRoutes {
+		if d := rt.dests[nodeKey(dst)]; d != nil || z == rt.r.zone {
+			return d
+		}
 	}
-	if d := rt.dests[nodeKey(dst)]; d != nil || dst.Zone() == rt.r.zone {
-		return d
-	}
-	return rt.dests[zoneKey(dst.Zone())]
+	return rt.dests[zoneKey(z)]
 }
 
 // RouteInfo is one destination of the routing table.
@@ -384,16 +384,15 @@ func (rt *routing) reselect(d *dest) {
 		if l == nil || l.cost == 0 || c.metric == infMetric {
 			continue
 		}
+		if c.nb != d.next && !d.feasible(c.seqno, c.metric) {
+			continue
+		}
 		total := satAdd(c.metric, l.cost)
+		floor = min(floor, satAdd(c.floor, l.cost))
 		if c.nb == d.next {
 			cur, curTotal = c, total
-			floor = min(floor, satAdd(c.floor, l.cost))
 			continue
 		}
-		if !d.feasible(c.seqno, c.metric) {
-			continue
-		}
-		floor = min(floor, satAdd(c.floor, l.cost))
 		if best == nil || total < bestTotal || total == bestTotal && c.nb < best.nb {
 			best, bestTotal = c, total
 		}
@@ -454,7 +453,7 @@ func (rt *routing) reselect(d *dest) {
 	// a node by one neighbour before another can leave it on the dearer
 	// route with the cheaper one infeasible, until the origin's next
 	// sequence number.
-	if inf, ok := rt.bestInfeasible(d); ok && float64(inf) < float64(d.metric)*(1-r.cfg.SwitchGain) {
+	if inf, ok := rt.bestInfeasible(d); ok && float64(inf) < float64(d.metric)*keep {
 		rt.request(d, 0)
 	}
 }
@@ -618,7 +617,7 @@ const routeChunk = 32
 // unless FlatRoutes), only the dirty ones when dirtyOnly.
 func (rt *routing) sendTo(l *link, dirtyOnly bool) {
 	r := rt.r
-	inZone := l.peer.Zone() == r.zone || r.cfg.FlatRoutes
+	nodeRoutes := l.peer.Zone() == r.zone || r.cfg.FlatRoutes
 	var n int
 	var start int
 	open := func() {
@@ -646,13 +645,13 @@ func (rt *routing) sendTo(l *link, dirtyOnly bool) {
 	}
 	open()
 	if !dirtyOnly || rt.originDirt {
-		if inZone {
+		if nodeRoutes {
 			add(routeEnt{key: nodeKey(r.id), seqno: rt.mySeq}, r.id)
 		}
 		add(routeEnt{key: zoneKey(r.zone), seqno: rt.zoneSeq}, r.id)
 	}
 	for _, d := range rt.list {
-		if dirtyOnly && !d.dirty || !d.key.isZone() && !inZone {
+		if dirtyOnly && !d.dirty || !d.key.isZone() && !nodeRoutes {
 			continue
 		}
 		if !dirtyOnly && d.next == 0 && !d.dirty {

@@ -236,8 +236,7 @@ func appendRouteEnt(b []byte, e routeEnt, via NodeID) []byte {
 // routeUpdate iterates the entries of an mRoute message.
 type routeUpdate struct {
 	n    int
-	ents []byte
-	rest []byte
+	rest []byte // the entries not yet read by next
 }
 
 func (m *routeUpdate) decode(p []byte) bool {
@@ -247,8 +246,8 @@ func (m *routeUpdate) decode(p []byte) bool {
 	if !ok || r.bad || len(r.b) < m.n*routeEntLen {
 		return false
 	}
-	m.ents = r.b
-	m.rest = m.ents
+	ents := r.b
+	m.rest = ents
 	var e routeEnt
 	for range m.n {
 		if !m.next(&e) || !e.key.valid() || e.metric != infMetric && e.pathLen() == 0 || e.metric == infMetric && e.pathLen() != 0 {
@@ -263,7 +262,7 @@ func (m *routeUpdate) decode(p []byte) bool {
 	if len(m.rest) != 0 {
 		return false
 	}
-	m.rest = m.ents
+	m.rest = ents
 	return true
 }
 
