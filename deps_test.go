@@ -18,11 +18,12 @@ const module = "github.com/sansrtc/sfu/"
 // pure lists the sans-IO packages and the module packages each may import
 // (DESIGN.md: imports only go down the list; track and sdn are leaves).
 var pure = map[string][]string{
-	"track":    {},
-	"sdn":      {},
-	"endpoint": {"track"},
-	"cluster":  {"track", "sdn"},
-	"core":     {"track", "sdn", "endpoint", "cluster"},
+	"track":               {},
+	"sdn":                 {},
+	"endpoint":            {"track"},
+	"cluster":             {"track", "sdn", "internal/mediaframe"},
+	"internal/mediaframe": {"track"},
+	"core":                {"track", "sdn", "endpoint", "cluster"},
 }
 
 // forbidden standard packages: I/O, OS access, synchronisation and

@@ -27,8 +27,10 @@
 //	_ = node.Join(now, h, "room")
 //	_ = node.Publish(now, h, endpoint.TrackOptions{Name: "cam", Codec: track.CodecVP8})
 //	_ = node.HandleRTP(now, h, decryptedRTP)
-//	for t, ok := node.PollTransmit(); ok; t, ok = node.PollTransmit() {
-//		n, _ := t.MarshalTo(sendBuf, nil) // then encrypt and send to t.Owner
+//	for o, ok := node.Poll(rtcpBuf); ok; o, ok = node.Poll(rtcpBuf) {
+//		if o.Kind == core.OutputRTP {
+//			n, _ := o.RTP.MarshalTo(sendBuf, nil) // then encrypt and send to o.Endpoint
+//		}
 //	}
 //	deadline, _ := node.PollTimeout() // sleep until then or the next input
 //

@@ -3,6 +3,7 @@ package cluster
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/sansrtc/sfu/track"
@@ -61,6 +62,9 @@ const (
 	// NoticeSubscriptionEnded: the grace ran out; the cluster has detached
 	// the member's LocalTrack, which the member should now release.
 	NoticeSubscriptionEnded
+	// NoticeReplaced: the member's peer id joined the room on another
+	// node later (newest session wins); core takes the member out.
+	NoticeReplaced
 )
 
 // Notice is something a member of a room must be told.
@@ -77,11 +81,15 @@ type Notice struct {
 // Counts are live-object counts, for leak checks.
 type Counts struct {
 	Rooms, Members, Channels, Sources, Subscriptions int
+	// RemoteMembers are members on other nodes in rooms with members
+	// here; Relays the tracks of other nodes pulled for subscribers here.
+	RemoteMembers, Relays int
 }
 
 type member struct {
-	h    uint64
-	peer string
+	h      uint64
+	peer   string
+	joined int64 // unix ns of the join, for the newest-session-wins rule
 }
 
 type sub struct {
@@ -95,18 +103,44 @@ type channel struct {
 	src    *track.RemoteTrack
 	info   track.Info
 	subs   []sub
-	goneAt time.Time // when src became nil
+	goneAt time.Time // when src (or remote) became nil
+
+	// Across nodes (remote.go): remote is set when the track is published
+	// on another node, and relay while this node's subscribers pull it;
+	// ids are the sdn channels of its encodings, while published here or
+	// relayed.
+	remote *remoteSrc
+	relay  *relay
+	ids    []uint64
+}
+
+// live reports whether the track is published, here or on another node.
+func (ch *channel) live() bool { return ch.src != nil || ch.remote != nil }
+
+// source is the RemoteTrack that subscribers attach to: the publisher's,
+// or the relay's fed from another node (nil while not pulled).
+func (ch *channel) source() *track.RemoteTrack {
+	if ch.src != nil {
+		return ch.src
+	}
+	if ch.relay != nil {
+		return ch.relay.rt
+	}
+	return nil
 }
 
 type room struct {
 	name     string
 	members  []member
 	channels []*channel
+	// remotes are the room's members on other nodes (the directory).
+	remotes []remotePeer
 }
 
 // Cluster is the machine for the rooms of one node.
 type Cluster struct {
 	cfg     Config
+	net     netState // across nodes (remote.go); zero without a Router
 	rooms   map[string]*room
 	order   []*room // creation order, for deterministic iteration
 	byTrack map[*track.RemoteTrack]*channel
@@ -138,15 +172,19 @@ func (c *Cluster) Counts() Counts {
 		n.Channels += len(r.channels)
 		for _, ch := range r.channels {
 			n.Subscriptions += len(ch.subs)
-			if ch.src != nil {
+			if ch.live() {
 				n.Sources++
+			}
+			if ch.relay != nil {
+				n.Relays++
 			}
 		}
 	}
 	return n
 }
 
-// Members returns the peer ids in a room, in join order.
+// Members returns the peer ids in a room: those here in join order, then
+// those on other nodes.
 func (c *Cluster) Members(roomName string) []string {
 	r := c.rooms[roomName]
 	if r == nil {
@@ -155,6 +193,11 @@ func (c *Cluster) Members(roomName string) []string {
 	ps := make([]string, len(r.members))
 	for i, m := range r.members {
 		ps[i] = m.peer
+	}
+	for _, rp := range r.remotes {
+		if !slices.Contains(ps, rp.peer) {
+			ps = append(ps, rp.peer)
+		}
 	}
 	return ps
 }
@@ -167,7 +210,7 @@ func (c *Cluster) Tracks(roomName string) []track.Info {
 	}
 	var ts []track.Info
 	for _, ch := range r.channels {
-		if ch.src != nil {
+		if ch.live() {
 			ts = append(ts, ch.info)
 		}
 	}
@@ -185,6 +228,20 @@ func (c *Cluster) Source(roomName string, k TrackKey) (*track.RemoteTrack, bool)
 		return nil, false
 	}
 	return ch.src, true
+}
+
+// Info describes the track published under k in a room, here or on
+// another node.
+func (c *Cluster) Info(roomName string, k TrackKey) (track.Info, bool) {
+	r := c.rooms[roomName]
+	if r == nil {
+		return track.Info{}, false
+	}
+	ch := r.channel(k)
+	if ch == nil || !ch.live() {
+		return track.Info{}, false
+	}
+	return ch.info, true
 }
 
 func (r *room) channel(k TrackKey) *channel {
@@ -226,7 +283,7 @@ func (c *Cluster) memberRoom(roomName string, h uint64) (*room, error) {
 // Join adds member h with peer id peer to a room, creating it. The member
 // is told of every peer and track already there; the others of it.
 func (c *Cluster) Join(now time.Time, roomName string, h uint64, peer string) error {
-	if roomName == "" || len(roomName) > 256 {
+	if roomName == "" || len(roomName) > 256 || c.net.r != nil && len(roomName) > maxRoomNameSDN {
 		return ErrInvalidRoomID
 	}
 	r := c.rooms[roomName]
@@ -249,13 +306,25 @@ func (c *Cluster) Join(now time.Time, roomName string, h uint64, peer string) er
 	if len(r.members) >= c.cfg.MaxPeersPerRoom {
 		return ErrRoomFull
 	}
+	if err := c.netJoin(now, r, peer); err != nil {
+		c.maybeRelease(r)
+		return err
+	}
+	elsewhere := r.remoteIndex(peer) >= 0
 	for _, m := range r.members {
 		c.notify(Notice{To: h, Kind: NoticePeerJoined, Room: roomName, Peer: m.peer})
-		c.notify(Notice{To: m.h, Kind: NoticePeerJoined, Room: roomName, Peer: peer})
+		if !elsewhere {
+			c.notify(Notice{To: m.h, Kind: NoticePeerJoined, Room: roomName, Peer: peer})
+		}
 	}
-	r.members = append(r.members, member{h: h, peer: peer})
+	for i, rp := range r.remotes {
+		if rp.peer != peer && r.remoteIndex(rp.peer) == i {
+			c.notify(Notice{To: h, Kind: NoticePeerJoined, Room: roomName, Peer: rp.peer})
+		}
+	}
+	r.members = append(r.members, member{h: h, peer: peer, joined: now.UnixNano()})
 	for _, ch := range r.channels {
-		if ch.src != nil {
+		if ch.live() {
 			c.notify(Notice{To: h, Kind: NoticeTrackPublished, Room: roomName, Info: ch.info})
 		}
 	}
@@ -272,9 +341,12 @@ func (c *Cluster) Leave(now time.Time, roomName string, h uint64) error {
 	i := r.memberIndex(h)
 	peer := r.members[i].peer
 	r.members = append(r.members[:i], r.members[i+1:]...)
-	for _, m := range r.members {
-		c.notify(Notice{To: m.h, Kind: NoticePeerLeft, Room: roomName, Peer: peer})
+	if r.remoteIndex(peer) < 0 {
+		for _, m := range r.members {
+			c.notify(Notice{To: m.h, Kind: NoticePeerLeft, Room: roomName, Peer: peer})
+		}
 	}
+	c.netLeave(now, r, peer)
 	c.maybeRelease(r)
 	return nil
 }
@@ -303,8 +375,11 @@ func (c *Cluster) Publish(now time.Time, roomName string, h uint64, rt *track.Re
 	info := rt.Info()
 	k := TrackKey{Peer: info.Peer, Track: info.Name}
 	ch := r.channel(k)
-	if ch != nil && ch.src != nil {
+	if ch != nil && ch.live() {
 		return fmt.Errorf("%w: %s/%s", ErrTrackExists, k.Peer, k.Track)
+	}
+	if err := c.netCanPublish(r, info); err != nil {
+		return err
 	}
 	if ch == nil {
 		ch = &channel{key: k, room: r}
@@ -323,8 +398,10 @@ func (c *Cluster) Publish(now time.Time, roomName string, h uint64, rt *track.Re
 			ch.subs = nil
 		}
 	}
+	c.closeRelay(now, ch) // subscribers waiting on a relay move to rt
 	ch.src, ch.info, ch.goneAt = rt, info, time.Time{}
 	c.byTrack[rt] = ch
+	c.netPublish(now, ch)
 	for _, s := range ch.subs {
 		s.lt.SetSource(now, rt)
 		c.notify(Notice{To: s.h, Kind: NoticeSourceBack, Room: roomName, Info: info, Local: s.lt})
@@ -345,8 +422,16 @@ func (c *Cluster) Unpublish(now time.Time, rt *track.RemoteTrack) error {
 		return ErrNoSuchTrack
 	}
 	delete(c.byTrack, rt)
-	r := ch.room
+	c.netUnpublish(now, ch)
 	ch.src = nil
+	c.withdrawn(now, ch)
+	return nil
+}
+
+// withdrawn tells the room that ch lost its source (local or remote):
+// subscribers are detached and wait SourceGrace for it to come back.
+func (c *Cluster) withdrawn(now time.Time, ch *channel) {
+	r := ch.room
 	ch.goneAt = now
 	for _, m := range r.members {
 		if m.peer != ch.key.Peer {
@@ -362,7 +447,6 @@ func (c *Cluster) Unpublish(now time.Time, rt *track.RemoteTrack) error {
 	} else {
 		c.gone = append(c.gone, ch)
 	}
-	return nil
 }
 
 func (c *Cluster) removeGone(ch *channel) {
@@ -376,6 +460,7 @@ func (c *Cluster) removeGone(ch *channel) {
 
 func (c *Cluster) removeChannel(ch *channel) {
 	r := ch.room
+	c.dropRelay(ch)
 	for i, o := range r.channels {
 		if o == ch {
 			r.channels = append(r.channels[:i], r.channels[i+1:]...)
@@ -393,7 +478,7 @@ func (c *Cluster) Subscribe(now time.Time, roomName string, h uint64, k TrackKey
 		return err
 	}
 	ch := r.channel(k)
-	if ch == nil || ch.src == nil {
+	if ch == nil || !ch.live() {
 		return fmt.Errorf("%w: %s/%s", ErrNoSuchTrack, k.Peer, k.Track)
 	}
 	for _, s := range ch.subs {
@@ -402,7 +487,11 @@ func (c *Cluster) Subscribe(now time.Time, roomName string, h uint64, k TrackKey
 		}
 	}
 	ch.subs = append(ch.subs, sub{h: h, lt: lt})
-	lt.SetSource(now, ch.src)
+	if ch.src == nil && ch.relay == nil {
+		c.openRelay(now, ch)
+	}
+	lt.SetSource(now, ch.source())
+	c.pull(now, ch)
 	return nil
 }
 
@@ -420,8 +509,12 @@ func (c *Cluster) Unsubscribe(now time.Time, roomName string, k TrackKey, lt *tr
 		if s.lt == lt {
 			ch.subs = append(ch.subs[:i], ch.subs[i+1:]...)
 			lt.SetSource(now, nil)
-			if ch.src == nil && len(ch.subs) == 0 {
+			if !ch.live() && len(ch.subs) == 0 {
 				c.removeChannel(ch)
+			} else if len(ch.subs) == 0 {
+				c.dropRelay(ch)
+			} else {
+				c.pull(now, ch)
 			}
 			return nil
 		}
@@ -438,6 +531,9 @@ func (c *Cluster) Deliver(now time.Time, rt *track.RemoteTrack, p *track.Packet,
 	}
 	for i := range ch.subs {
 		ch.subs[i].lt.Forward(now, p, out)
+	}
+	if ch.ids != nil {
+		c.sendFrame(now, ch, p)
 	}
 }
 
@@ -462,8 +558,9 @@ func (c *Cluster) Subscribers(rt *track.RemoteTrack) int {
 }
 
 // HandleTimeout ends the subscriptions whose source did not come back
-// within SourceGrace.
+// within SourceGrace, and re-evaluates what the relays pull.
 func (c *Cluster) HandleTimeout(now time.Time) {
+	c.netTimeout(now)
 	for i := 0; i < len(c.gone); {
 		ch := c.gone[i]
 		if now.Sub(ch.goneAt) < c.cfg.SourceGrace {
@@ -485,6 +582,9 @@ func (c *Cluster) PollTimeout() (time.Time, bool) {
 		if t := ch.goneAt.Add(c.cfg.SourceGrace); at.IsZero() || t.Before(at) {
 			at = t
 		}
+	}
+	if t := c.net.tickAt; !t.IsZero() && (at.IsZero() || t.Before(at)) {
+		at = t
 	}
 	return at, !at.IsZero()
 }

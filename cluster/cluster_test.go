@@ -198,3 +198,25 @@ func TestReturnWithAnotherCodecEndsSubscriptions(t *testing.T) {
 		t.Fatalf("counts %+v", n)
 	}
 }
+
+func FuzzDirectoryValue(f *testing.F) {
+	f.Add("t:alice\x00cam", cluster.EncodeTrackInfo(track.Info{Kind: track.KindVideo, Codec: track.CodecVP8, Layers: 3, Metadata: "m", Priority: -2}))
+	f.Add("p:bob", []byte{0, 0, 0, 0, 0, 0, 0, 1})
+	f.Fuzz(func(t *testing.T, key string, value []byte) {
+		peer, name, isTrack, ok := cluster.DecodeDirectoryKey(key)
+		if ok && peer == "" {
+			t.Fatalf("key %q: empty peer", key)
+		}
+		if isTrack && ok && name == "" {
+			t.Fatalf("key %q: empty track name", key)
+		}
+		info, ok := cluster.DecodeTrackInfo(value)
+		if !ok {
+			return
+		}
+		// What decodes re-encodes to the same bytes.
+		if b := cluster.EncodeTrackInfo(info); string(b) != string(value) {
+			t.Fatalf("re-encoded %x, was %x", b, value)
+		}
+	})
+}

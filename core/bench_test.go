@@ -78,18 +78,18 @@ func must(tb testing.TB, err error) {
 func drain(n *Node) int {
 	c := 0
 	for {
-		if _, ok := n.PollTransmit(); !ok {
+		if _, ok := n.pollTransmit(); !ok {
 			break
 		}
 		c++
 	}
 	for {
-		if _, _, ok := n.PollRTCP(make([]byte, 64)); !ok {
+		if _, _, ok := n.pollRTCP(make([]byte, 64)); !ok {
 			break
 		}
 	}
 	for {
-		if _, ok := n.PollEvent(); !ok {
+		if _, ok := n.pollEvent(); !ok {
 			break
 		}
 	}
@@ -118,7 +118,7 @@ func BenchmarkForward(b *testing.B) {
 				pid++
 				_ = node.HandleRTP(now, pub, p)
 				for {
-					t, ok := node.PollTransmit()
+					t, ok := node.pollTransmit()
 					if !ok {
 						break
 					}
@@ -151,7 +151,7 @@ func TestForwardDoesNotAllocate(t *testing.T) {
 		pid++
 		_ = node.HandleRTP(now, pub, p)
 		for {
-			tr, ok := node.PollTransmit()
+			tr, ok := node.pollTransmit()
 			if !ok {
 				break
 			}

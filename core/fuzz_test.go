@@ -92,20 +92,20 @@ func FuzzNode(f *testing.F) {
 			case 9:
 				_ = n.SetPaused(now, pick(), fmt.Sprint("p", next()%8), fmt.Sprint("t", next()%3), next()%2 == 0)
 			}
-			for _, ok := n.PollTransmit(); ok; _, ok = n.PollTransmit() {
+			for _, ok := n.pollTransmit(); ok; _, ok = n.pollTransmit() {
 			}
-			for _, _, ok := n.PollRTCP(rtcp); ok; _, _, ok = n.PollRTCP(rtcp) {
+			for _, _, ok := n.pollRTCP(rtcp); ok; _, _, ok = n.pollRTCP(rtcp) {
 			}
-			for _, ok := n.PollEvent(); ok; _, ok = n.PollEvent() {
+			for _, ok := n.pollEvent(); ok; _, ok = n.pollEvent() {
 			}
 		}
 		for _, h := range hs {
 			_ = n.CloseEndpoint(now, h)
 		}
 		n.HandleTimeout(now.Add(time.Hour))
-		for _, ok := n.PollEvent(); ok; _, ok = n.PollEvent() {
+		for _, ok := n.pollEvent(); ok; _, ok = n.pollEvent() {
 		}
-		for _, _, ok := n.PollRTCP(rtcp); ok; _, _, ok = n.PollRTCP(rtcp) {
+		for _, _, ok := n.pollRTCP(rtcp); ok; _, _, ok = n.pollRTCP(rtcp) {
 		}
 		if _, ok := n.PollTimeout(); ok {
 			t.Fatal("a timer survives every endpoint")

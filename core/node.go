@@ -9,6 +9,7 @@ import (
 
 	"github.com/sansrtc/sfu/cluster"
 	"github.com/sansrtc/sfu/endpoint"
+	"github.com/sansrtc/sfu/sdn"
 	"github.com/sansrtc/sfu/track"
 )
 
@@ -35,6 +36,12 @@ type Config struct {
 	Cluster cluster.Config
 	// MaxEndpoints bounds concurrent endpoints (default 100000).
 	MaxEndpoints int
+	// Router, when set, makes the node part of a cluster: rooms span
+	// every node of the overlay (see package cluster), and the node's
+	// outputs include the Router's (OutputLink, OutputDial,
+	// OutputCloseLink). The Node owns it from now on: drive it only
+	// through the Node's HandleLink* methods. Nil: a single node.
+	Router *sdn.Router
 }
 
 // Validate reports a configuration error.
@@ -75,6 +82,9 @@ type Stats struct {
 	UnknownEndpoint uint64
 	// NotInRoom counts RTP from endpoints that have not joined a room.
 	NotInRoom uint64
+	// Cluster are the rooms' drop counters (directory and media from
+	// other nodes).
+	Cluster cluster.Stats
 }
 
 // Counts are live-object counts, for leak checks: all zero once every
@@ -104,6 +114,10 @@ type Node struct {
 	ehead  int
 	now    time.Time
 	stats  Stats
+
+	router *sdn.Router
+	linkq  []Output // dial and close requests of the Router
+	lhead  int
 }
 
 // New returns a Node.
@@ -114,15 +128,28 @@ func New(cfg Config) (*Node, error) {
 	if cfg.MaxEndpoints == 0 {
 		cfg.MaxEndpoints = DefaultMaxEndpoints
 	}
-	return &Node{
-		cfg:  cfg,
-		rand: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x6a09e667f3bcc909)),
-		cl:   cluster.New(cfg.Cluster),
-	}, nil
+	n := &Node{
+		cfg:    cfg,
+		rand:   rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x6a09e667f3bcc909)),
+		cl:     cluster.New(cfg.Cluster),
+		router: cfg.Router,
+	}
+	if n.router != nil {
+		n.cl.Attach(n.router, &n.out)
+	}
+	return n, nil
 }
 
 // Stats returns the node's counters.
-func (n *Node) Stats() Stats { return n.stats }
+func (n *Node) Stats() Stats {
+	s := n.stats
+	s.Cluster = n.cl.Stats()
+	return s
+}
+
+// Router is the node's overlay machine (nil for a single node), for
+// inspection: drive it only through the Node.
+func (n *Node) Router() *sdn.Router { return n.router }
 
 // Counts returns live-object counts.
 func (n *Node) Counts() Counts {
@@ -344,11 +371,10 @@ func (n *Node) Subscribe(now time.Time, h Handle, peer, trackName string, o endp
 }
 
 func (n *Node) subscribe(now time.Time, h Handle, s *slot, k cluster.TrackKey, o endpoint.SubscribeOptions) (uint32, error) {
-	src, ok := n.cl.Source(s.room, k)
+	info, ok := n.cl.Info(s.room, k)
 	if !ok {
 		return 0, fmt.Errorf("%w: %s/%s", cluster.ErrNoSuchTrack, k.Peer, k.Track)
 	}
-	info := src.Info()
 	lt, err := s.ep.Subscribe(now, endpoint.SubKey(k), info.Kind, o)
 	if err != nil {
 		return 0, err
@@ -392,7 +418,7 @@ func (n *Node) SwitchSubscription(now time.Time, h Handle, fromPeer, fromTrack, 
 	}
 	from := endpoint.SubKey{Peer: fromPeer, Track: fromTrack}
 	to := endpoint.SubKey{Peer: toPeer, Track: toTrack}
-	src, ok := n.cl.Source(s.room, cluster.TrackKey(to))
+	info, ok := n.cl.Info(s.room, cluster.TrackKey(to))
 	if !ok {
 		return fmt.Errorf("%w: %s/%s", cluster.ErrNoSuchTrack, toPeer, toTrack)
 	}
@@ -400,8 +426,8 @@ func (n *Node) SwitchSubscription(now time.Time, h Handle, fromPeer, fromTrack, 
 	if !ok {
 		return fmt.Errorf("%w: %s/%s", endpoint.ErrNotSubscribed, fromPeer, fromTrack)
 	}
-	if src.Info().Kind != lt.Kind() {
-		return fmt.Errorf("%w: cannot switch a %v subscription to a %v track", endpoint.ErrInvalidTrack, lt.Kind(), src.Info().Kind)
+	if info.Kind != lt.Kind() {
+		return fmt.Errorf("%w: cannot switch a %v subscription to a %v track", endpoint.ErrInvalidTrack, lt.Kind(), info.Kind)
 	}
 	if _, err := s.ep.Rekey(from, to); err != nil {
 		return err
@@ -411,7 +437,7 @@ func (n *Node) SwitchSubscription(now time.Time, h Handle, fromPeer, fromTrack, 
 	if err := n.cl.Subscribe(now, s.room, uint64(h), cluster.TrackKey(to), lt); err != nil {
 		return err // unreachable: the source exists and lt was detached
 	}
-	n.event(h, endpoint.SubscriptionChanged{Key: to, SSRC: lt.SSRC(), Kind: src.Info().Kind, State: endpoint.SubscriptionActive})
+	n.event(h, endpoint.SubscriptionChanged{Key: to, SSRC: lt.SSRC(), Kind: info.Kind, State: endpoint.SubscriptionActive})
 	n.drainNotices(now)
 	return nil
 }
@@ -497,6 +523,11 @@ func (n *Node) HandleTimeout(now time.Time) {
 	now = n.clock(now)
 	n.out.HandleTimeout(now)
 	n.cl.HandleTimeout(now)
+	if n.router != nil {
+		if at, ok := n.router.PollTimeout(); ok && !at.After(now) {
+			n.router.HandleTimeout(now)
+		}
+	}
 	n.drainNotices(now)
 }
 
@@ -506,20 +537,142 @@ func (n *Node) PollTimeout() (time.Time, bool) {
 	if t, ok2 := n.cl.PollTimeout(); ok2 && (!ok || t.Before(at)) {
 		at, ok = t, true
 	}
+	if n.router != nil {
+		if t, ok2 := n.router.PollTimeout(); ok2 && (!ok || t.Before(at)) {
+			at, ok = t, true
+		}
+	}
 	return at, ok
 }
 
-// PollTransmit returns the next RTP packet to send; Owner is the endpoint.
-func (n *Node) PollTransmit() (Transmit, bool) { return n.out.PollTransmit() }
+// HandleLinkUp reports a new connection to another node (see
+// sdn.Router.HandleLinkUp). Without a Router it does nothing.
+func (n *Node) HandleLinkUp(now time.Time, id sdn.LinkID, info sdn.LinkInfo) {
+	if n.router == nil {
+		return
+	}
+	now = n.clock(now)
+	n.router.HandleLinkUp(now, id, info)
+	n.drainNotices(now)
+}
 
-// PollRTCP writes the next RTCP packet to send into buf (64 bytes always
-// suffice) and returns the endpoint it is for and the packet: keyframe
-// requests and NACKs to publishers, sender reports to subscribers.
-func (n *Node) PollRTCP(buf []byte) (Handle, []byte, bool) {
+// HandleLinkDown reports a connection to another node closed.
+func (n *Node) HandleLinkDown(now time.Time, id sdn.LinkID) {
+	if n.router == nil {
+		return
+	}
+	now = n.clock(now)
+	n.router.HandleLinkDown(now, id)
+	n.drainNotices(now)
+}
+
+// HandleDialFailed reports that an OutputDial could not connect.
+func (n *Node) HandleDialFailed(now time.Time, addr sdn.Addr) {
+	if n.router == nil {
+		return
+	}
+	now = n.clock(now)
+	n.router.HandleDialFailed(now, addr)
+	n.drainNotices(now)
+}
+
+// HandleLinkMessage takes one message received on a link to another node
+// (borrowed for the call): overlay control, directory, and media frames
+// for this node's relays, which go out to its subscribers like a local
+// publisher's packets. Malformed messages are counted (Router().Stats()).
+func (n *Node) HandleLinkMessage(now time.Time, id sdn.LinkID, data []byte) {
+	if n.router == nil {
+		return
+	}
+	now = n.clock(now)
+	n.router.HandleMessage(now, id, data)
+	n.drainNotices(now)
+}
+
+// OutputKind says what an Output is.
+type OutputKind uint8
+
+// Output kinds.
+const (
+	// OutputRTP: RTP to send to Endpoint's peer: marshal RTP
+	// (Transmit.MarshalTo), encrypt, send.
+	OutputRTP OutputKind = iota + 1
+	// OutputRTCP: the RTCP packet Data (written into Poll's buf) for
+	// Endpoint's peer: keyframe requests and NACKs to publishers, sender
+	// reports to subscribers.
+	OutputRTCP
+	// OutputEvent: Event, for Endpoint's peer.
+	OutputEvent
+	// OutputLink: the message Data to send on Link to another node;
+	// Datagram marks media, which may go unreliably (QUIC datagrams).
+	OutputLink
+	// OutputDial: connect to Addr, then HandleLinkUp or HandleDialFailed.
+	OutputDial
+	// OutputCloseLink: close Link (the node has already forgotten it).
+	OutputCloseLink
+)
+
+// Output is one thing the driver must do, polled with Poll. Which fields
+// are set depends on Kind. Byte slices (Data, RTP.Payload) stay valid
+// until the next call into the Node.
+type Output struct {
+	Kind     OutputKind
+	Endpoint Handle
+	RTP      Transmit
+	Data     []byte
+	Event    endpoint.Event
+	Link     sdn.LinkID
+	Datagram bool
+	Addr     sdn.Addr
+}
+
+// Poll returns the node's next output, until false: RTP first (the hot
+// path), then RTCP, messages to other nodes, link requests and events.
+// buf is scratch for an RTCP packet (64 bytes always suffice). See the
+// package doc for the run loop: after every Handle call, Poll until false,
+// then sleep until PollTimeout.
+func (n *Node) Poll(buf []byte) (Output, bool) {
+	if t, ok := n.out.PollTransmit(); ok {
+		return Output{Kind: OutputRTP, Endpoint: Handle(t.Owner), RTP: t}, true
+	}
+	if h, pkt, ok := n.pollRTCP(buf); ok {
+		return Output{Kind: OutputRTCP, Endpoint: h, Data: pkt}, true
+	}
+	if n.router != nil {
+		if t, ok := n.router.PollTransmit(); ok {
+			return Output{Kind: OutputLink, Link: t.Link, Data: t.Data, Datagram: t.Datagram}, true
+		}
+		if n.lhead < len(n.linkq) {
+			o := n.linkq[n.lhead]
+			n.linkq[n.lhead] = Output{}
+			n.lhead++
+			if n.lhead == len(n.linkq) {
+				n.linkq, n.lhead = n.linkq[:0], 0
+			}
+			return o, true
+		}
+	}
+	if e, ok := n.pollEvent(); ok {
+		return Output{Kind: OutputEvent, Endpoint: e.Endpoint, Event: e.Event}, true
+	}
+	return Output{}, false
+}
+
+// pollTransmit is Poll's RTP part (and the tests').
+func (n *Node) pollTransmit() (Transmit, bool) { return n.out.PollTransmit() }
+
+// pollRTCP writes the next RTCP packet to send into buf and returns the
+// endpoint it is for. A relay track's feedback goes up its channel's tree
+// instead (cluster.HandleRelayFeedback).
+func (n *Node) pollRTCP(buf []byte) (Handle, []byte, bool) {
 	for {
 		f, ok := n.out.PollFeedback()
 		if !ok {
 			return 0, nil, false
+		}
+		if cluster.IsRelayOwner(f.Owner) {
+			n.cl.HandleRelayFeedback(n.now, f)
+			continue
 		}
 		s := n.slot(Handle(f.Owner))
 		if s == nil {
@@ -548,8 +701,8 @@ func (n *Node) PollRTCP(buf []byte) (Handle, []byte, bool) {
 	}
 }
 
-// PollEvent returns the next event for a peer.
-func (n *Node) PollEvent() (Event, bool) {
+// pollEvent returns the next event for a peer.
+func (n *Node) pollEvent() (Event, bool) {
 	if n.ehead == len(n.events) {
 		return Event{}, false
 	}
@@ -569,11 +722,59 @@ func (n *Node) event(h Handle, e endpoint.Event) {
 	n.events = append(n.events, Event{Endpoint: h, Event: e})
 }
 
-// drainNotices turns the cluster's notices into events and acts on them.
+// pumpRouter hands the Router's events and data to the cluster, and
+// queues its link requests. It reports whether there was any.
+func (n *Node) pumpRouter(now time.Time) bool {
+	if n.router == nil {
+		return false
+	}
+	any := false
+	for {
+		ev, ok := n.router.PollEvent()
+		if !ok {
+			break
+		}
+		any = true
+		switch e := ev.(type) {
+		case sdn.EventDial:
+			n.linkq = append(n.linkq, Output{Kind: OutputDial, Addr: e.Addr})
+		case sdn.EventClose:
+			n.linkq = append(n.linkq, Output{Kind: OutputCloseLink, Link: e.Link})
+		case sdn.EventMapSet:
+			n.cl.HandleMapSet(now, e)
+		case sdn.EventMapDelete:
+			n.cl.HandleMapDelete(now, e)
+		case sdn.EventFeedback:
+			n.cl.HandleFeedback(now, e)
+		case sdn.EventUpstream:
+			n.cl.HandleUpstream(now, e)
+		case sdn.EventMoved:
+			n.cl.HandleMoved(now, e.Channel)
+		case sdn.EventChannelEnded:
+			n.cl.HandleChannelEnded(now, e.Channel)
+		}
+	}
+	for {
+		d, ok := n.router.PollData()
+		if !ok {
+			break
+		}
+		any = true
+		n.cl.HandleData(now, d, &n.out)
+	}
+	return any
+}
+
+// drainNotices turns the cluster's notices into events and acts on them,
+// and the Router's outputs into the cluster's inputs, until neither has
+// more.
 func (n *Node) drainNotices(now time.Time) {
 	for {
 		no, ok := n.cl.PollNotice()
 		if !ok {
+			if n.pumpRouter(now) {
+				continue
+			}
 			return
 		}
 		h := Handle(no.To)
@@ -603,6 +804,11 @@ func (n *Node) drainNotices(now time.Time) {
 			n.event(h, endpoint.SubscriptionChanged{Key: k, SSRC: no.Local.SSRC(), Kind: no.Info.Kind, State: endpoint.SubscriptionSourceGone})
 		case cluster.NoticeSourceBack:
 			n.event(h, endpoint.SubscriptionChanged{Key: k, SSRC: no.Local.SSRC(), Kind: no.Info.Kind, State: endpoint.SubscriptionActive})
+		case cluster.NoticeReplaced:
+			if s.room == no.Room {
+				n.leave(now, h, s)
+				n.event(h, endpoint.Replaced{Room: no.Room})
+			}
 		case cluster.NoticeSubscriptionEnded:
 			if lt, ok := s.ep.Subscription(k); ok && lt == no.Local {
 				_, _ = s.ep.Unsubscribe(now, k)

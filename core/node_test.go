@@ -16,7 +16,7 @@ import (
 func events(n *Node) []string {
 	var out []string
 	for {
-		e, ok := n.PollEvent()
+		e, ok := n.pollEvent()
 		if !ok {
 			return out
 		}
@@ -195,7 +195,7 @@ func TestNACKAndPLIFromSubscriber(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		_ = node.HandleRTP(now, pub, vp8Packet(buf, 1111, uint16(2+i), uint32(4000+3000*i), uint16(2+i), false, 100))
 		for {
-			tr, ok := node.PollTransmit()
+			tr, ok := node.pollTransmit()
 			if !ok {
 				break
 			}
@@ -209,7 +209,7 @@ func TestNACKAndPLIFromSubscriber(t *testing.T) {
 	must(t, node.HandleRTCP(now.Add(track.DefaultKeyframeMinInterval), sub, rtcp))
 	var rtx []Transmit
 	for {
-		tr, ok := node.PollTransmit()
+		tr, ok := node.pollTransmit()
 		if !ok {
 			break
 		}
@@ -218,7 +218,7 @@ func TestNACKAndPLIFromSubscriber(t *testing.T) {
 	if len(rtx) != 2 || !rtx[0].Retransmit || rtx[0].SequenceNumber != sent[1].SequenceNumber || rtx[1].SequenceNumber != sent[3].SequenceNumber {
 		t.Fatalf("retransmissions %+v", rtx)
 	}
-	h, pkt, ok := node.PollRTCP(make([]byte, 64))
+	h, pkt, ok := node.pollRTCP(make([]byte, 64))
 	if !ok || h != pub {
 		t.Fatalf("no PLI to the publisher (%v %v)", h, ok)
 	}
@@ -246,14 +246,14 @@ func ExampleNode() {
 
 	// 2-4. Drain every output.
 	send := make([]byte, 1500)
-	for t, ok := node.PollTransmit(); ok; t, ok = node.PollTransmit() {
+	for t, ok := node.pollTransmit(); ok; t, ok = node.pollTransmit() {
 		n, _ := t.MarshalTo(send, nil) // encrypt send[:n] and send it to t.Owner's peer
 		fmt.Printf("to %s: %d bytes, seq continues from a random start\n", peerOf(node, Handle(t.Owner)), n)
 	}
 	rtcp := make([]byte, 64)
-	for _, _, ok := node.PollRTCP(rtcp); ok; _, _, ok = node.PollRTCP(rtcp) {
+	for _, _, ok := node.pollRTCP(rtcp); ok; _, _, ok = node.pollRTCP(rtcp) {
 	}
-	for e, ok := node.PollEvent(); ok; e, ok = node.PollEvent() {
+	for e, ok := node.pollEvent(); ok; e, ok = node.pollEvent() {
 		fmt.Printf("tell %s: %T\n", peerOf(node, e.Endpoint), e.Event)
 	}
 
@@ -284,14 +284,14 @@ func TestSenderReportsAreTranslated(t *testing.T) {
 	_ = node.HandleRTP(now, pub, vp8Packet(buf, 1111, 2, 4000, 2, false, 100))
 	offsets := map[Handle]uint32{} // out ts - source ts, per subscriber
 	ssrcs := map[Handle]uint32{}
-	for tr, ok := node.PollTransmit(); ok; tr, ok = node.PollTransmit() {
+	for tr, ok := node.pollTransmit(); ok; tr, ok = node.pollTransmit() {
 		offsets[Handle(tr.Owner)] = tr.Timestamp - 4000
 		ssrcs[Handle(tr.Owner)] = tr.SSRC
 	}
 	const ntp = 0xe1234567_89abcdef
 	must(t, node.HandleRTCP(now, pub, track.AppendSenderReport(nil, 1111, ntp, 7000, 10, 1000, nil)))
 	got := 0
-	for h, pkt, ok := node.PollRTCP(make([]byte, 64)); ok; h, pkt, ok = node.PollRTCP(make([]byte, 64)) {
+	for h, pkt, ok := node.pollRTCP(make([]byte, 64)); ok; h, pkt, ok = node.pollRTCP(make([]byte, 64)) {
 		p, _, err := track.ReadRTCP(pkt)
 		if err != nil {
 			t.Fatal(err)
@@ -331,11 +331,11 @@ func TestCloseReleasesTimersAndQueues(t *testing.T) {
 		t.Fatalf("the keyframe was not forwarded: %+v", c)
 	}
 	must(t, n.CloseEndpoint(now, v))
-	if _, ok := n.PollTransmit(); ok {
+	if _, ok := n.pollTransmit(); ok {
 		t.Fatal("a transmit for a closed endpoint was polled")
 	}
 	for {
-		e, ok := n.PollEvent()
+		e, ok := n.pollEvent()
 		if !ok {
 			break
 		}

@@ -130,7 +130,7 @@ func (w *world) sendUp(p *peer, pkt []byte) {
 func (w *world) drain() {
 	now := w.s.Now()
 	for {
-		t, ok := w.n.PollTransmit()
+		t, ok := w.n.pollTransmit()
 		if !ok {
 			break
 		}
@@ -156,7 +156,7 @@ func (w *world) drain() {
 		})
 	}
 	for {
-		h, pkt, ok := w.n.PollRTCP(w.rtcp)
+		h, pkt, ok := w.n.pollRTCP(w.rtcp)
 		if !ok {
 			break
 		}
@@ -194,7 +194,7 @@ func (w *world) drain() {
 		})
 	}
 	for {
-		e, ok := w.n.PollEvent()
+		e, ok := w.n.pollEvent()
 		if !ok {
 			break
 		}

@@ -64,6 +64,14 @@ type SubscriptionChanged struct {
 	State SubscriptionState
 }
 
+// Replaced: the same peer id joined the room on another node of the
+// cluster later (newest session wins), so this session has been taken out
+// of Room; the driver should close it.
+type Replaced struct {
+	Room string
+}
+
+func (Replaced) isEvent()            {}
 func (PeerJoined) isEvent()          {}
 func (PeerLeft) isEvent()            {}
 func (TrackPublished) isEvent()      {}

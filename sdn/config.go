@@ -27,7 +27,7 @@ const (
 	DefaultGossipInterval   = 500 * time.Millisecond
 	DefaultSoftStateTimeout = 10 * time.Second
 	DefaultMaxOwners        = 4096
-	DefaultMaxEntries       = 256
+	DefaultMaxEntries       = 4096
 	DefaultMaxValueLen      = 1024
 	DefaultMaxChannels      = 65536
 )
@@ -106,7 +106,7 @@ type Config struct {
 	// is younger than this (default 10s).
 	SoftStateTimeout time.Duration
 	// MaxOwners bounds the owners whose entries a node stores (default
-	// 4096); MaxEntries the entries per owner (default 256); MaxValueLen a
+	// 4096); MaxEntries the entries per owner (default 4096); MaxValueLen a
 	// value's size (default 1024). Keys and map names are at most 255 bytes.
 	MaxOwners   int
 	MaxEntries  int

@@ -242,7 +242,7 @@
 // expires them at that exact time, not at its next gossip tick); a node
 // that Closes deletes them at once. Versions restart safely: a node that
 // sees its own owner at a higher version than it has jumps past it.
-// Bounds: MaxOwners (4096) owners, MaxEntries (256) entries per owner,
+// Bounds: MaxOwners (4096) owners, MaxEntries (4096) entries per owner,
 // MaxValueLen (1024) bytes per value, 255 bytes per key and map name;
 // what exceeds them is refused (ErrMapFull, ErrValueTooBig,
 // ErrKeyTooLong) or, from the network, dropped and counted

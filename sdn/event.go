@@ -37,6 +37,9 @@ type Delivery struct {
 	Channel uint64
 	Seq     uint32
 	Payload []byte
+	// Repair marks a packet outside the sequence (Seq is zero): a
+	// retransmission some node of the tree sent with SendRepair.
+	Repair bool
 }
 
 // Event is a control output of the Router; see the Event* types.
@@ -83,6 +86,16 @@ type EventFeedback struct {
 	BitrateMax uint64
 }
 
+// EventUpstream is feedback a downstream neighbour sent up a channel
+// with SendUpstream, for the media layer of this node (it publishes the
+// channel or subscribes to it itself; a node that only relays passes it
+// on upstream). Payload is a copy.
+type EventUpstream struct {
+	Channel uint64
+	From    NodeID
+	Payload []byte
+}
+
 // EventMapSet reports an entry of a subscribed map created or changed.
 // Value is the Router's copy: do not modify it.
 type EventMapSet struct {
@@ -108,6 +121,7 @@ func (EventSubscribed) isEvent()    {}
 func (EventMoved) isEvent()         {}
 func (EventChannelEnded) isEvent()  {}
 func (EventFeedback) isEvent()      {}
+func (EventUpstream) isEvent()      {}
 func (EventMapSet) isEvent()        {}
 func (EventMapDelete) isEvent()     {}
 
@@ -145,6 +159,9 @@ type Stats struct {
 	// DataUnexpected counts data for an unknown channel or from a
 	// neighbour that is not the channel's upstream.
 	DataUnexpected uint64
+	// Repairs counts repair packets received from an upstream (SendRepair);
+	// UpstreamMsgs feedback messages from a downstream (SendUpstream).
+	Repairs, UpstreamMsgs uint64
 	// LimitDrops counts state refused by a size bound (channels, owners,
 	// entries, routes).
 	LimitDrops uint64

@@ -60,6 +60,7 @@ type channel struct {
 
 	haveSeq bool
 	lastSeq uint32
+	seen    uint64 // bit i: lastSeq-i was accepted (a 64-packet reorder window)
 	nextSeq uint32
 
 	noRouteSince time.Time
@@ -315,6 +316,132 @@ func (r *Router) Unsubscribe(now time.Time, ch uint64) {
 	}
 }
 
+// SubscribeSource is Subscribe for a channel whose source the caller
+// knows (from a directory it trusts): no lookup at the home, and the tree
+// is built toward src only, so a node that publishes the same channel id
+// without being its source is never joined.
+func (r *Router) SubscribeSource(now time.Time, ch uint64, src NodeID) error {
+	r.begin(now)
+	c := r.ps.get(ch)
+	if c == nil {
+		return ErrTooMany
+	}
+	if src != 0 && !c.publishing && c.source != src {
+		if c.up != 0 {
+			r.ps.sendCtl(c.up, chanMsg{t: mUnsub, ch: ch})
+		}
+		c.source, c.up, c.upActive = src, 0, false
+	}
+	if c.local {
+		return nil
+	}
+	return r.Subscribe(now, ch)
+}
+
+// Downstreams is how many neighbours receive ch through this node; a
+// source with none and no local subscriber need not Send.
+func (r *Router) Downstreams(ch uint64) int {
+	if c := r.ps.chans[ch]; c != nil {
+		return len(c.down)
+	}
+	return 0
+}
+
+// SendRepair sends one packet outside a channel's sequence (a
+// retransmission) from this node, which publishes ch or receives it, to
+// the downstream neighbour to, or to every downstream neighbour when to is
+// zero. A node receiving it from its upstream delivers it locally
+// (Delivery.Repair) and passes it to every downstream neighbour: in a
+// tree, a packet a node missed was missed by its whole subtree.
+func (r *Router) SendRepair(now time.Time, ch uint64, to NodeID, payload []byte) error {
+	r.begin(now)
+	c := r.ps.chans[ch]
+	if c == nil {
+		return ErrNotPublishing
+	}
+	if len(payload) > maxMsgLen-chanPayloadHdrLen {
+		return errors.New("sdn: payload too large")
+	}
+	off := len(r.out)
+	r.out = appendChanPayload(r.out, mRepair, ch)
+	r.out = append(r.out, payload...)
+	for _, d := range c.down {
+		if to != 0 && d.nb != to {
+			continue
+		}
+		if l := r.nbrs[d.nb]; l != nil {
+			r.queue(l, off, len(r.out), true)
+		}
+	}
+	return nil
+}
+
+// SendUpstream sends opaque feedback (for media, retransmission requests)
+// to ch's upstream neighbour, where it is an EventUpstream if that node
+// publishes or subscribes to ch itself, and is passed further up if it
+// only relays. It reports whether there was an upstream to send to.
+func (r *Router) SendUpstream(now time.Time, ch uint64, payload []byte) bool {
+	r.begin(now)
+	c := r.ps.chans[ch]
+	if c == nil || c.publishing || c.up == 0 || len(payload) > maxMsgLen-chanPayloadHdrLen {
+		return false
+	}
+	return r.ps.sendUp(c, payload)
+}
+
+func (ps *pubsub) sendUp(c *channel, payload []byte) bool {
+	r := ps.r
+	l := r.nbrs[c.up]
+	if l == nil {
+		return false
+	}
+	off := len(r.out)
+	r.out = appendChanPayload(r.out, mUp, c.id)
+	r.out = append(r.out, payload...)
+	r.queue(l, off, len(r.out), false)
+	return true
+}
+
+// handleRepair takes a repair from the upstream: delivered locally and
+// passed to every downstream neighbour.
+func (ps *pubsub) handleRepair(l *link, ch uint64, msg []byte, hdr int) {
+	r := ps.r
+	c := ps.chans[ch]
+	if c == nil || c.publishing || l.peer != c.up && l.peer != c.prevUp && l.peer != c.pend {
+		r.stats.DataUnexpected++
+		return
+	}
+	r.stats.Repairs++
+	off := len(r.out)
+	r.out = append(r.out, msg...)
+	for _, d := range c.down {
+		if dl := r.nbrs[d.nb]; dl != nil {
+			r.queue(dl, off, len(r.out), true)
+		}
+	}
+	if c.local {
+		r.dv = append(r.dv, dvRec{ch: c.id, off: off + hdr, end: len(r.out), repair: true})
+	}
+}
+
+// handleUp takes feedback from a downstream neighbour.
+func (ps *pubsub) handleUp(l *link, ch uint64, payload []byte) {
+	r := ps.r
+	c := ps.chans[ch]
+	if c == nil || !slices.ContainsFunc(c.down, func(d downstream) bool { return d.nb == l.peer }) {
+		r.stats.DataUnexpected++
+		return
+	}
+	r.stats.UpstreamMsgs++
+	if c.publishing || c.local {
+		r.events(EventUpstream{Channel: ch, From: l.peer, Payload: slices.Clone(payload)})
+		return
+	}
+	if c.up != 0 {
+		ps.sendUp(c, payload)
+	}
+}
+
 // SetBitrate sets the bitrate range this node's subscribers of ch want;
 // the source sees the min and max over all subscribers (EventFeedback).
 func (r *Router) SetBitrate(now time.Time, ch uint64, minBps, maxBps uint64) {
@@ -403,16 +530,31 @@ func (ps *pubsub) handleData(l *link, ch uint64, seq uint32, msg []byte) {
 	}
 }
 
-// accept forwards and delivers a data message unless it is not newer
-// than the last one.
+// accept forwards and delivers a data message unless it was seen already
+// or is older than the reorder window (64 packets behind the newest).
 func (ps *pubsub) accept(c *channel, from NodeID, seq uint32, msg []byte) {
 	r := ps.r
 	c.lastData = r.now
-	if c.haveSeq && int32(seq-c.lastSeq) <= 0 {
+	switch d := int32(seq - c.lastSeq); {
+	case !c.haveSeq:
+		c.haveSeq, c.lastSeq, c.seen = true, seq, 1
+	case d > 0:
+		// Newer: slide the window.
+		if d >= 64 {
+			c.seen = 1
+		} else {
+			c.seen = c.seen<<uint(d) | 1
+		}
+		c.lastSeq = seq
+	case d > -64 && c.seen&(1<<uint(-d)) == 0:
+		// Older but not seen: reordered on the way, so let it through
+		// (the media layer puts it in place); dropping it would turn
+		// reordering into loss.
+		c.seen |= 1 << uint(-d)
+	default:
 		r.stats.DataDuplicate++
 		return
 	}
-	c.haveSeq, c.lastSeq = true, seq
 	off := len(r.out)
 	r.out = append(r.out, msg...)
 	ps.fanout(c, from, seq, off, len(r.out))

@@ -58,6 +58,7 @@ type dvRec struct {
 	ch       uint64
 	seq      uint32
 	off, end int
+	repair   bool
 }
 
 type hsState uint8
@@ -133,6 +134,9 @@ func New(cfg Config, now time.Time) (*Router, error) {
 	r.kv.init(r, now)
 	return r, nil
 }
+
+// Now is the latest time the Router was given.
+func (r *Router) Now() time.Time { return r.now }
 
 // ID is this node's id.
 func (r *Router) ID() NodeID { return r.id }
@@ -282,6 +286,17 @@ func (r *Router) HandleMessage(now time.Time, id LinkID, data []byte) {
 			return
 		}
 		r.ps.handleData(l, ch, seq, data)
+	case mRepair, mUp:
+		ch, payload, ok := decodeChanPayload(data)
+		if !ok {
+			r.stats.Malformed++
+			return
+		}
+		if t == mRepair {
+			r.ps.handleRepair(l, ch, data, len(data)-len(payload))
+		} else {
+			r.ps.handleUp(l, ch, payload)
+		}
 	case mSub, mSubAck, mUnsub, mEnd, mFeedback, mMoved:
 		var m chanMsg
 		if !m.decode(data) {
@@ -463,7 +478,7 @@ func (r *Router) PollData() (Delivery, bool) {
 	}
 	d := r.dv[r.dvHead]
 	r.dvHead++
-	return Delivery{Channel: d.ch, Seq: d.seq, Payload: r.out[d.off:d.end:d.end]}, true
+	return Delivery{Channel: d.ch, Seq: d.seq, Payload: r.out[d.off:d.end:d.end], Repair: d.repair}, true
 }
 
 // PollEvent returns the next control event.

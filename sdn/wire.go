@@ -28,7 +28,9 @@ const (
 	mOwner    msgType = 15 // owner u32, version u64, age ms u32, n u16, n × (map u8+bytes, key u8+bytes, value u16+bytes)
 	mMoved    msgType = 16 // ch u64
 	mRdv      msgType = 17 // dst u32, src u32, ttl u8, kind u8, ch u64, source u32
-	mMax      msgType = 18
+	mRepair   msgType = 18 // ch u64, payload: data outside the sequence (a retransmission)
+	mUp       msgType = 19 // ch u64, payload: opaque feedback to the upstream
+	mMax      msgType = 20
 )
 
 const (
@@ -43,7 +45,9 @@ const (
 	routeEntLen  = 16 // without the path
 	digestEntLen = 16
 	dataHdrLen   = 13
-	maxMsgLen    = 1 << 20
+	// chanPayloadHdrLen is the header of mRepair and mUp.
+	chanPayloadHdrLen = 9
+	maxMsgLen         = 1 << 20
 )
 
 // reader decodes big-endian fields; any overrun sets bad.
@@ -390,6 +394,20 @@ func appendDataHdr(b []byte, ch uint64, seq uint32) []byte {
 	b = put8(b, uint8(mData))
 	b = put64(b, ch)
 	return put32(b, seq)
+}
+
+// appendChanPayload starts an mRepair or mUp message; the payload follows.
+func appendChanPayload(b []byte, t msgType, ch uint64) []byte {
+	b = put8(b, uint8(t))
+	return put64(b, ch)
+}
+
+// decodeChanPayload splits an mRepair or mUp message.
+func decodeChanPayload(p []byte) (ch uint64, payload []byte, ok bool) {
+	if len(p) < chanPayloadHdrLen {
+		return 0, nil, false
+	}
+	return binary.BigEndian.Uint64(p[1:]), p[chanPayloadHdrLen:], true
 }
 
 // decodeData splits an mData message.

@@ -202,6 +202,17 @@ func (l *LocalTrack) State() LocalState {
 	return LocalForwarding
 }
 
+// Encodings are the encoding asked for (SetTargetLayers, clamped to the
+// source's), the one aimed at now (the highest active one up to it) and
+// the one forwarded: what a relay must pull for this subscriber.
+func (l *LocalTrack) Encodings() (want, target, current int) {
+	want = l.want
+	if l.src != nil {
+		want = min(want, l.src.Encodings()-1)
+	}
+	return want, l.target, l.current
+}
+
 // CurrentLayers are the encoding forwarded and the highest temporal layer
 // (-1: all).
 func (l *LocalTrack) CurrentLayers() (spatial int, temporal int8) { return l.current, l.maxTemporal }
@@ -226,6 +237,21 @@ func (l *LocalTrack) SetSource(now time.Time, src *RemoteTrack) {
 	l.clockRate = src.cfg.Info.Codec.ClockRate()
 	l.target = l.pick(now)
 	l.current = l.target
+	l.stats.Switches++
+	l.restart(now)
+}
+
+// Resync restarts forwarding from the same source at its next keyframe
+// (requested now), numbering on from the last packet sent, as SetSource
+// does for a new source: for a source whose packets were lost in bulk
+// (a relay whose path moved), so the subscriber sees one continuous
+// stream instead of a gap.
+func (l *LocalTrack) Resync(now time.Time) {
+	if l.src == nil {
+		return
+	}
+	l.gen++
+	l.epoch++
 	l.stats.Switches++
 	l.restart(now)
 }

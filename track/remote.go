@@ -78,6 +78,10 @@ type RemoteConfig struct {
 	// AudioLevelExtID is the negotiated id of the ssrc-audio-level header
 	// extension (0: none).
 	AudioLevelExtID uint8
+	// Relay marks a track fed from another node rather than a publisher:
+	// its losses are on links between nodes, a round trip of a
+	// millisecond or so, so audio is NACKed too.
+	Relay bool
 }
 
 // Info describes a published track as the room sees it.
@@ -141,6 +145,8 @@ type remoteEncoding struct {
 	// oldest first, for NACKs; a fixed array, so loss costs no allocation.
 	lost  [nackPending]lostPacket
 	nlost int
+	// resync: the next packet's gap is not NACKed (Resync).
+	resync bool
 }
 
 type lostPacket struct {
@@ -178,7 +184,7 @@ func NewRemoteTrack(cfg RemoteConfig, out *Output) *RemoteTrack {
 	if cfg.NACKTries <= 0 {
 		cfg.NACKTries = DefaultNACKTries
 	}
-	if cfg.Info.Kind == KindAudio {
+	if cfg.Info.Kind == KindAudio && !cfg.Relay {
 		cfg.NACK = false
 	}
 	if len(cfg.Encodings) == 0 {
@@ -270,6 +276,32 @@ func (t *RemoteTrack) Packet(enc int, ext uint64) *Packet {
 	return t.encs[enc].hist.get(ext)
 }
 
+// Resync gives up retransmission of what encoding enc lost so far and
+// of the gap before its next packet: for a relay whose path moved, the
+// packets of the outage are too late to be worth asking for (its
+// subscribers restart at a keyframe).
+func (t *RemoteTrack) Resync(enc int) {
+	if enc >= 0 && enc < len(t.encs) {
+		t.encs[enc].nlost = 0
+		t.encs[enc].resync = true
+	}
+}
+
+// PacketBySeq is Packet by the 16-bit sequence number: the stored packet
+// of encoding enc numbered seq within the history below the highest seen
+// (what a NACK names), or nil.
+func (t *RemoteTrack) PacketBySeq(enc int, seq uint16) *Packet {
+	if enc < 0 || enc >= len(t.encs) || !t.encs[enc].started {
+		return nil
+	}
+	e := &t.encs[enc]
+	back := uint64(uint16(e.highest) - seq)
+	if back > e.highest {
+		return nil
+	}
+	return e.hist.get(e.highest - back)
+}
+
 // HandleRTP takes a parsed packet of encoding enc (its header view only;
 // the payload is borrowed) and returns the stored copy that subscribers
 // forward, or an error when the packet is dropped (the track counts it).
@@ -332,7 +364,9 @@ func (t *RemoteTrack) HandleRTP(now time.Time, p *Packet, enc int) (*Packet, err
 		e.highest = ext
 		e.started = true
 	}
-	if wasStarted && t.cfg.NACK {
+	if wasStarted && t.cfg.NACK && e.resync && ext > prev {
+		e.resync = false
+	} else if wasStarted && t.cfg.NACK {
 		if ext > prev+1 {
 			t.noteLost(now, e, prev+1, ext)
 		} else if ext < prev && e.nlost > 0 && e.recovered(ext) {

@@ -380,28 +380,33 @@ func (d *Driver) input(now time.Time, h core.Handle, pkt []byte, rtcp bool) {
 }
 
 // drainLocked sends what the node has to send and acts on its events.
+// RTP is marshalled, encrypted and batched as it is polled; the batch
+// goes out when the node has nothing more, or before anything else is
+// acted on.
 func (d *Driver) drainLocked(now time.Time) {
+	n := 0
 	for round := 0; round < maxEventRounds; round++ {
-		d.sendTransmits()
-		for {
-			h, pkt, ok := d.node.PollRTCP(d.rtcpBuf)
-			if !ok {
-				break
-			}
-			if p := d.peers[h]; p != nil {
-				_ = p.sess.WriteRTCP(pkt)
-			}
-		}
 		acted := false
 		for {
-			e, ok := d.node.PollEvent()
+			o, ok := d.node.Poll(d.rtcpBuf)
 			if !ok {
 				break
 			}
-			if p := d.peers[e.Endpoint]; p != nil && p.role == whip.Subscribe {
-				acted = d.onViewerEvent(now, p, e.Event) || acted
+			switch o.Kind {
+			case core.OutputRTP:
+				n = d.sendTransmit(&o.RTP, n)
+				continue
+			case core.OutputRTCP:
+				if p := d.peers[o.Endpoint]; p != nil {
+					_ = p.sess.WriteRTCP(o.Data)
+				}
+			case core.OutputEvent:
+				if p := d.peers[o.Endpoint]; p != nil && p.role == whip.Subscribe {
+					acted = d.onViewerEvent(now, p, o.Event) || acted
+				}
 			}
 		}
+		n = d.flushBatch()
 		if !acted {
 			break
 		}
@@ -415,49 +420,48 @@ func (d *Driver) drainLocked(now time.Time) {
 	}
 }
 
-// sendTransmits marshals, encrypts and sends every queued transmit, UDP
-// ones in one batch.
-func (d *Driver) sendTransmits() {
-	n := 0
-	for {
-		t, ok := d.node.PollTransmit()
-		if !ok {
-			break
-		}
-		p := d.peers[core.Handle(t.Owner)]
-		if p == nil {
-			continue
-		}
-		m, err := t.MarshalTo(d.plain, nil)
-		if err != nil {
-			d.stats.SendErrors++
-			continue
-		}
-		if n == len(d.bufs) {
-			d.bufs = append(d.bufs, make([]byte, 0, 1500))
-		}
-		enc, err := p.sess.EncryptRTP(d.bufs[n][:0], d.plain[:m])
-		if err != nil {
-			d.stats.NotConnected++
-			continue
-		}
-		w, addr, ok := p.sess.Path()
-		if !ok {
-			d.stats.NotConnected++
-			continue
-		}
-		if w == udp.Writer(d.mux) {
-			d.bufs[n] = enc[:0]
-			d.batch = append(d.batch, udp.Datagram{B: enc, To: addr})
-			n++
-			continue
-		}
-		if err := w.WritePacket(enc, addr); err != nil {
-			d.stats.SendErrors++
-		} else {
-			d.stats.Sent++
-		}
+// sendTransmit marshals and encrypts one transmit: UDP ones join the
+// batch (n of its buffers are in use; the new count is returned), TCP
+// ones are written at once.
+func (d *Driver) sendTransmit(t *core.Transmit, n int) int {
+	p := d.peers[core.Handle(t.Owner)]
+	if p == nil {
+		return n
 	}
+	m, err := t.MarshalTo(d.plain, nil)
+	if err != nil {
+		d.stats.SendErrors++
+		return n
+	}
+	if n == len(d.bufs) {
+		d.bufs = append(d.bufs, make([]byte, 0, 1500))
+	}
+	enc, err := p.sess.EncryptRTP(d.bufs[n][:0], d.plain[:m])
+	if err != nil {
+		d.stats.NotConnected++
+		return n
+	}
+	w, addr, ok := p.sess.Path()
+	if !ok {
+		d.stats.NotConnected++
+		return n
+	}
+	if w == udp.Writer(d.mux) {
+		d.bufs[n] = enc[:0]
+		d.batch = append(d.batch, udp.Datagram{B: enc, To: addr})
+		return n + 1
+	}
+	if err := w.WritePacket(enc, addr); err != nil {
+		d.stats.SendErrors++
+	} else {
+		d.stats.Sent++
+	}
+	return n
+}
+
+// flushBatch sends the batched UDP datagrams; it returns 0, the buffers
+// in use after it.
+func (d *Driver) flushBatch() int {
 	if len(d.batch) > 0 {
 		sent, err := d.mux.WriteBatch(d.batch)
 		d.stats.Sent += uint64(sent)
@@ -467,6 +471,7 @@ func (d *Driver) sendTransmits() {
 		clear(d.batch)
 		d.batch = d.batch[:0]
 	}
+	return 0
 }
 
 // certRenewal is the age at which the DTLS certificate (valid 30 days) is
