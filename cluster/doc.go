@@ -2,6 +2,8 @@
 // directory of published tracks, and the fan-out of every RemoteTrack's
 // packets to the LocalTracks subscribed to it.
 //
+// Rooms span nodes when a Router is attached: see remote.go (Attach).
+//
 // A room's unit is the channel: one per published track name (peer, track),
 // holding the current source RemoteTrack and the subscribed LocalTracks.
 // Local delivery is a loop over the channel's LocalTracks with the one

@@ -13,23 +13,27 @@
 //  1. Feed one input with its arrival time: HandleRTP or HandleRTCP with a
 //     decrypted packet from an endpoint's peer, a control call (CreateEndpoint,
 //     Join, Publish, Subscribe, ...), or HandleTimeout when a deadline passed.
-//  2. Drain PollTransmit until false: each Transmit names the endpoint
-//     (Owner) and points at a stored payload; marshal it into the send
-//     buffer (Transmit.MarshalTo), encrypt, send. Payloads stay valid until
-//     the next Handle call, not longer.
-//  3. Drain PollRTCP until false: feedback (keyframe requests) to send to
-//     publishers.
-//  4. Drain PollEvent until false: what peers must be told (peers and
-//     tracks coming and going, subscription state).
+//  2. Drain Poll until false. Each Output says what to do by its Kind:
+//     OutputRTP (marshal Output.RTP with Transmit.MarshalTo, encrypt, send
+//     to Output.Endpoint), OutputRTCP (keyframe requests, NACKs, sender
+//     reports), OutputEvent (what the peer must be told: peers and tracks
+//     coming and going, subscription state), and, for a node with a
+//     Router (Config.Router), OutputLink (a message to another node),
+//     OutputDial and OutputCloseLink. Byte slices stay valid until the
+//     next call into the Node.
+//  3. Messages from other nodes go in by HandleLinkMessage, new and lost
+//     connections by HandleLinkUp, HandleLinkDown and HandleDialFailed.
+//  4. The cluster's rooms span every node of the overlay: see package
+//     cluster for the directory, the relays and the feedback between nodes.
 //  5. Ask PollTimeout for the next deadline and sleep until it, or until
 //     the next input, whichever comes first.
 //  6. Repeat. Time never runs backwards: an input older than the last one
 //     is treated as happening at the last one's time.
 //
-// After every Handle call, drain every Poll until false; then sleep until
+// After every Handle call, drain Poll until false; then sleep until
 // PollTimeout. Inputs are borrowed for the call; the node copies what it
 // keeps into buffers it owns, bounded per track, and the forwarding path
-// (HandleRTP → PollTransmit) allocates nothing per packet in steady state.
+// (HandleRTP → Poll) allocates nothing per packet in steady state.
 //
 // Malformed packets and packets for unknown tracks are dropped and counted
 // (Stats); misuse of the control API (an unknown handle, a missing track,
