@@ -244,17 +244,18 @@ func ExampleNode() {
 	pkt := []byte{0x80, 111, 0, 1, 0, 0, 3, 192, 0, 0, 0, 42, 0xfc, 0xff, 0xfe}
 	_ = node.HandleRTP(now, alice, pkt)
 
-	// 2-4. Drain every output.
-	send := make([]byte, 1500)
-	for t, ok := node.pollTransmit(); ok; t, ok = node.pollTransmit() {
-		n, _ := t.MarshalTo(send, nil) // encrypt send[:n] and send it to t.Owner's peer
-		fmt.Printf("to %s: %d bytes, seq continues from a random start\n", peerOf(node, Handle(t.Owner)), n)
-	}
-	rtcp := make([]byte, 64)
-	for _, _, ok := node.pollRTCP(rtcp); ok; _, _, ok = node.pollRTCP(rtcp) {
-	}
-	for e, ok := node.pollEvent(); ok; e, ok = node.pollEvent() {
-		fmt.Printf("tell %s: %T\n", peerOf(node, e.Endpoint), e.Event)
+	// 2. Drain every output.
+	send, rtcp := make([]byte, 1500), make([]byte, 64)
+	for o, ok := node.Poll(rtcp); ok; o, ok = node.Poll(rtcp) {
+		switch o.Kind {
+		case OutputRTP:
+			n, _ := o.RTP.MarshalTo(send, nil) // encrypt send[:n] and send it to o.Endpoint's peer
+			fmt.Printf("to %s: %d bytes, seq continues from a random start\n", peerOf(node, o.Endpoint), n)
+		case OutputRTCP:
+			// send o.Data to o.Endpoint's peer
+		case OutputEvent:
+			fmt.Printf("tell %s: %T\n", peerOf(node, o.Endpoint), o.Event)
+		}
 	}
 
 	// 5. Sleep until the next deadline or input, then HandleTimeout.
