@@ -621,3 +621,174 @@ func eventString(e endpoint.Event) string {
 	}
 	return fmt.Sprintf("%T", e)
 }
+
+// cut partitions or heals an edge.
+func (w *cworld) cut(a, b sdn.NodeID, down bool) {
+	e := w.edges[cedgeKey(a, b)]
+	e.ab.Down, e.ba.Down = down, down
+	w.s.Logf("cut %d-%d %v", a, b, down)
+}
+
+// TestClusterPartitionHeals: a chain 1–2–3–4 cut between 2 and 3 for
+// longer than the soft-state timeout: each side's directory drops the
+// other side; after the cut heals the directories converge again and
+// the subscriptions resume.
+func TestClusterPartitionHeals(t *testing.T) {
+	for _, seed := range testutil.Seeds(950, 2) {
+		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
+			w := newCWorld(t, seed)
+			chain(w, 4, 3*time.Millisecond, 0)
+			w.startAll()
+			w.s.RunFor(3 * time.Second)
+			left := w.join(w.nodes[0], "left", "room")
+			right := w.join(w.nodes[3], "right", "room")
+			lt, rt := vp8Pub(w, left, 1000), vp8Pub(w, right, 2000)
+			left.checker.Allow(rt)
+			right.checker.Allow(lt)
+			w.s.RunFor(3 * time.Second)
+			all := []string{"left", "right"}
+			members := func(c *cnode) []string {
+				m := c.n.Cluster().Members("room")
+				slices.Sort(m)
+				return m
+			}
+			if !slices.Equal(members(w.nodes[0]), all) || !slices.Equal(members(w.nodes[3]), all) {
+				t.Fatalf("before the cut: %v / %v", members(w.nodes[0]), members(w.nodes[3]))
+			}
+			w.cut(2, 3, true)
+			w.s.RunFor(sdn.DefaultSoftStateTimeout + 2*time.Second)
+			if got := members(w.nodes[0]); !slices.Equal(got, []string{"left"}) {
+				t.Fatalf("node 1 during the cut lists %v", got)
+			}
+			if got := members(w.nodes[3]); !slices.Equal(got, []string{"right"}) {
+				t.Fatalf("node 4 during the cut lists %v", got)
+			}
+			w.cut(2, 3, false)
+			healed := w.s.Now()
+			w.s.RunFor(15 * time.Second)
+			for _, c := range w.nodes[:1] {
+				if got := members(c); !slices.Equal(got, all) {
+					t.Fatalf("node %d after the heal lists %v", c.id, got)
+				}
+			}
+			if got := members(w.nodes[3]); !slices.Equal(got, all) {
+				t.Fatalf("node 4 after the heal lists %v", got)
+			}
+			for _, p := range []*cpeer{left, right} {
+				tag := rt
+				if p == right {
+					tag = lt
+				}
+				st := p.checker.Stats(tag)
+				if st.LastPacketAt.Before(healed.Add(14 * time.Second)) {
+					t.Fatalf("%s: last packet at %v, healed at %v", p.id, st.LastPacketAt.Sub(testutil.Epoch), healed.Sub(testutil.Epoch))
+				}
+				if err := p.checker.Err(); err != nil {
+					t.Fatalf("%s: %v", p.id, err)
+				}
+			}
+		})
+	}
+}
+
+// TestClusterSamePeerTwoNodes: the same peer id joining the room on a
+// second node: the newer session wins, the older is told Replaced and
+// taken out of the room, and every node lists the peer once.
+func TestClusterSamePeerTwoNodes(t *testing.T) {
+	w := newCWorld(t, 960)
+	chain(w, 3, 3*time.Millisecond, 0)
+	w.startAll()
+	w.s.RunFor(3 * time.Second)
+	old := w.join(w.nodes[0], "alice", "room")
+	watcher := w.join(w.nodes[1], "bob", "room")
+	w.s.RunFor(time.Second)
+	newer := w.join(w.nodes[2], "alice", "room")
+	w.s.RunFor(2 * time.Second)
+	if !old.told["replaced room"] || newer.told["replaced room"] {
+		t.Fatalf("old told %v, new told %v", old.told, newer.told)
+	}
+	if s, _ := w.nodes[0].n.Endpoint(old.h); s == nil {
+		t.Fatal("the replaced endpoint is gone; it should stay for its driver to close")
+	}
+	if err := w.nodes[0].n.Leave(w.s.Now(), old.h); err == nil {
+		t.Fatal("the replaced endpoint is still in the room")
+	}
+	// Node 1 has nobody in the room now, so it keeps no directory of it.
+	if m := w.nodes[0].n.Cluster().Members("room"); len(m) != 0 {
+		t.Fatalf("node 1 lists %v", m)
+	}
+	for _, c := range w.nodes[1:] {
+		m := c.n.Cluster().Members("room")
+		n := 0
+		for _, p := range m {
+			if p == "alice" {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Fatalf("node %d lists %v", c.id, m)
+		}
+	}
+	if watcher.told["left alice"] {
+		t.Fatalf("bob was told alice left: %v", watcher.told)
+	}
+	if got := w.nodes[0].n.Stats().Cluster.Replaced; got != 1 {
+		t.Fatalf("Replaced = %d", got)
+	}
+}
+
+// TestClusterImpostor: a node announcing a track of a peer it does not
+// host is ignored and counted, and its frames on that track's channel
+// reach no subscriber: the viewer keeps the real publisher's stream.
+func TestClusterImpostor(t *testing.T) {
+	w := newCWorld(t, 970)
+	chain(w, 3, 3*time.Millisecond, 0)
+	w.addNode(4)
+	w.connect(2, 4, 3*time.Millisecond, 0, 0)
+	w.startAll()
+	w.s.RunFor(3 * time.Second)
+	viewer := w.join(w.nodes[2], "viewer", "room")
+	pub := w.join(w.nodes[0], "alice", "room")
+	tag := vp8Pub(w, pub, 1000)
+	viewer.checker.Allow(tag)
+	w.s.RunFor(2 * time.Second)
+	// Node 4 claims a second track of alice's, and pushes frames on the
+	// channel of her real one.
+	bad := w.nodes[3]
+	now := w.s.Now()
+	r := bad.n.Router()
+	if err := r.MapSet(now, "r:room", "t:alice\x00cam2", cluster.EncodeTrackInfo(track.Info{Kind: track.KindVideo, Codec: track.CodecVP8, Layers: 1})); err != nil {
+		t.Fatal(err)
+	}
+	ch := cluster.ChannelID("room", "alice", "cam", 0)
+	if err := r.Publish(now, ch); err != nil {
+		t.Fatal(err)
+	}
+	junk := make([]byte, 200)
+	w.s.Every(10*time.Millisecond, func(now time.Time) bool {
+		_ = r.Send(now, ch, junk)
+		bad.drain()
+		return now.Before(testutil.Epoch.Add(20 * time.Second))
+	})
+	bad.drain()
+	// The impostor must be in the room for its entries to be looked at.
+	w.join(bad, "mallory", "room")
+	w.s.RunFor(4 * time.Second)
+	for _, c := range []*cnode{w.nodes[0], w.nodes[2]} { // node 2 has no members: no directory
+		if len(c.n.Cluster().Tracks("room")) != 1 {
+			t.Fatalf("node %d lists %v", c.id, c.n.Cluster().Tracks("room"))
+		}
+	}
+	if got := w.nodes[2].n.Stats().Cluster.Impostors; got == 0 {
+		t.Fatal("the impostor's track entry was not counted")
+	}
+	if err := viewer.checker.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if st := viewer.checker.Stats(tag); st.LastPacketAt.Before(w.s.Now().Add(-100 * time.Millisecond)) {
+		t.Fatalf("viewer stopped receiving at %v", st.LastPacketAt.Sub(testutil.Epoch))
+	}
+	if w.nodes[2].n.Stats().Cluster.BadFrames != 0 {
+		t.Fatal("impostor frames reached the viewer's relay")
+	}
+}
