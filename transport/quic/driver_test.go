@@ -24,12 +24,12 @@ func (n *node) received(ch uint64) []uint32 {
 	return append([]uint32(nil), n.got[ch]...)
 }
 
-func startNode(t *testing.T, id sdn.NodeID, secret string, seeds ...sdn.Addr) *node {
+func startNode(t testing.TB, id sdn.NodeID, secret string, seeds ...sdn.Addr) *node {
 	t.Helper()
 	return startNodeAt(t, netip.AddrPort{}, id, secret, seeds...)
 }
 
-func startNodeAt(t *testing.T, listen netip.AddrPort, id sdn.NodeID, secret string, seeds ...sdn.Addr) *node {
+func startNodeAt(t testing.TB, listen netip.AddrPort, id sdn.NodeID, secret string, seeds ...sdn.Addr) *node {
 	t.Helper()
 	n := &node{got: map[uint64][]uint32{}, done: make(chan struct{})}
 	cfg := Config{
@@ -72,7 +72,7 @@ func (n *node) stats() (s sdn.Stats) {
 	return
 }
 
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {
