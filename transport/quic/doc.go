@@ -7,8 +7,15 @@
 // listens and dials. Each connection carries one bidirectional stream,
 // opened by the dialer, for the Router's control messages (each framed by
 // a 4-byte big-endian length), and QUIC datagrams (RFC 9221) for pub/sub
-// data (Transmit.Datagram); a data message too large for a datagram goes
-// on the stream instead.
+// data (Transmit.Datagram), so that a lost media packet holds up nothing
+// behind it. A data message larger than the connection's maximum datagram
+// payload, as quic-go reports it, goes on the stream instead, counted in
+// Stats.Oversized. The maximum follows the path MTU: quic-go starts at
+// 1280-byte packets and path MTU discovery raises them towards 1452 bytes
+// (datagram payloads of about 1400, room for a 1200-byte RTP packet
+// behind its media and sdn headers); the driver asks again while messages
+// exceed what it last heard. A socket bound to loopback uses 1452-byte
+// packets from the start, as loopback's MTU is 64 KiB.
 //
 // TLS 1.3 uses a fresh self-signed certificate per node, not verified:
 // a node's identity is proved by the sdn handshake (HMAC over nonces with

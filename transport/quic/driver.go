@@ -28,9 +28,19 @@ const (
 	exporterName = "EXPORTER-sansrtc-sdn"
 	queueLen     = 1024
 	maxFrame     = 1 << 20
-	// maxDatagram is the largest data message sent as a datagram: it
-	// fits QUIC's minimum path MTU (1200 bytes) with room for headers.
-	maxDatagram = 1100
+	// loopbackPacketSize is the QUIC packet size used from the first
+	// packet when the socket is bound to a loopback address: quic-go's
+	// largest (protocol.MaxPacketBufferSize; a larger Config value is
+	// clamped to it), which loopback's 64 KiB MTU always carries. It
+	// gives datagram payloads of 1415 bytes at once, instead of the 1243
+	// of the default 1280-byte start that path MTU discovery would raise
+	// only after some round trips.
+	loopbackPacketSize = 1452
+	// dgRecheck is how often, at most, a link asks quic-go again for its
+	// maximum datagram payload while data messages exceed the last answer:
+	// path MTU discovery raises the maximum within a few round trips of
+	// the handshake, and asking costs an allocation in quic-go.
+	dgRecheck = 100 * time.Millisecond
 )
 
 // Config configures a Driver.
@@ -59,13 +69,20 @@ type Stats struct {
 	// was full (a stalled peer).
 	QueueDrops uint64
 	// Oversized counts data messages sent on the stream because they did
-	// not fit a datagram.
+	// not fit the connection's maximum datagram payload: almost always
+	// decided when queued (and then counted in StreamOut), rarely by the
+	// datagram writer when the maximum shrank after queuing (and then
+	// counted in DatagramsOut).
 	Oversized uint64
 	// DatagramsOut and StreamOut count the messages queued as QUIC
 	// datagrams (pub/sub data) and on the control stream; DatagramsIn
 	// and StreamIn those received.
 	DatagramsOut, StreamOut uint64
 	DatagramsIn, StreamIn   uint64
+	// DatagramMax is the smallest, over the links, of the largest
+	// datagram payload quic-go last reported for the link (0 without
+	// links): data messages up to this size go as datagrams.
+	DatagramMax int
 }
 
 // Driver runs an sdn.Router over QUIC links.
@@ -101,9 +118,30 @@ type qlink struct {
 	dg     chan []byte
 	done   chan struct{}
 	once   sync.Once
+
+	// dgMax is the largest datagram payload quic-go reported for the
+	// connection at dgAsked; guarded by the Driver's mutex.
+	dgMax   int
+	dgAsked time.Time
 }
 
 func (l *qlink) stop() { l.once.Do(func() { close(l.done) }) }
+
+// tooLarge is a payload no UDP datagram can carry: maxDatagram offers it
+// to SendDatagram, which refuses it (with the connection's maximum) and
+// never reads it.
+var tooLarge [1 << 16]byte
+
+// maxDatagram asks quic-go for the largest datagram payload conn can send
+// now. quic-go says it only in the DatagramTooLargeError of a send, so
+// this offers one it must refuse. Zero means no datagrams: the peer did
+// not enable them.
+func maxDatagram(conn *quicgo.Conn) int {
+	if e, ok := errors.AsType[*quicgo.DatagramTooLargeError](conn.SendDatagram(tooLarge[:])); ok {
+		return int(e.MaxDatagramPayloadSize)
+	}
+	return 0
+}
 
 // New binds the socket and creates the Router. Call Run to serve.
 func New(cfg Config) (*Driver, error) {
@@ -127,6 +165,15 @@ func New(cfg Config) (*Driver, error) {
 		return nil, err
 	}
 	cfg.Router.Listen = udp.LocalAddr().(*net.UDPAddr).AddrPort()
+	// Off loopback, quic-go starts at 1280-byte packets (1200 when the
+	// socket refuses 1280) and path MTU discovery, on by default, probes
+	// up to its largest: the sizes a path between two hosts can be
+	// trusted with. On loopback nothing smaller than the largest is ever
+	// needed.
+	var packetSize uint16
+	if cfg.Router.Listen.Addr().Unmap().IsLoopback() {
+		packetSize = loopbackPacketSize
+	}
 	r, err := sdn.New(cfg.Router, time.Now())
 	if err != nil {
 		udp.Close()
@@ -145,6 +192,7 @@ func New(cfg Config) (*Driver, error) {
 			EnableDatagrams:      true,
 			HandshakeIdleTimeout: 3 * time.Second,
 			MaxIdleTimeout:       10 * time.Second,
+			InitialPacketSize:    packetSize,
 		},
 		r:     r,
 		links: make(map[sdn.LinkID]*qlink),
@@ -172,6 +220,12 @@ func (d *Driver) Stats() Stats {
 	defer d.mu.Unlock()
 	s := d.stats
 	s.Links = len(d.links)
+	first := true
+	for _, l := range d.links {
+		if first || l.dgMax < s.DatagramMax {
+			s.DatagramMax, first = l.dgMax, false
+		}
+	}
 	return s
 }
 
@@ -277,21 +331,8 @@ func (d *Driver) drainLocked(now time.Time) {
 		if !ok {
 			break
 		}
-		l := d.links[t.Link]
-		if l == nil {
-			continue
-		}
-		q, n := l.ctl, &d.stats.StreamOut
-		if t.Datagram && len(t.Data) <= maxDatagram {
-			q, n = l.dg, &d.stats.DatagramsOut
-		} else if t.Datagram {
-			d.stats.Oversized++
-		}
-		select {
-		case q <- append([]byte(nil), t.Data...):
-			*n++
-		default:
-			d.stats.QueueDrops++
+		if l := d.links[t.Link]; l != nil {
+			d.queueLocked(now, l, t)
 		}
 	}
 	for {
@@ -335,6 +376,30 @@ func (d *Driver) drainLocked(now time.Time) {
 		case d.wake <- struct{}{}:
 		default:
 		}
+	}
+}
+
+// queueLocked hands t to one of l's writers: a data message that fits the
+// connection's maximum datagram payload as a datagram, anything else on
+// the stream. t.Data is the Router's until its next call, so it is copied.
+func (d *Driver) queueLocked(now time.Time, l *qlink, t sdn.Transmit) {
+	q, n := l.ctl, &d.stats.StreamOut
+	if t.Datagram {
+		if len(t.Data) > l.dgMax && now.Sub(l.dgAsked) >= dgRecheck {
+			// Path MTU discovery may have raised the maximum since.
+			l.dgMax, l.dgAsked = maxDatagram(l.conn), now
+		}
+		if len(t.Data) <= l.dgMax {
+			q, n = l.dg, &d.stats.DatagramsOut
+		} else {
+			d.stats.Oversized++
+		}
+	}
+	select {
+	case q <- append([]byte(nil), t.Data...):
+		*n++
+	default:
+		d.stats.QueueDrops++
 	}
 }
 
@@ -411,6 +476,7 @@ func (d *Driver) attach(conn *quicgo.Conn, stream *quicgo.Stream, info sdn.LinkI
 		ctl: make(chan []byte, queueLen), dg: make(chan []byte, queueLen), done: make(chan struct{})}
 	d.links[l.id] = l
 	now := time.Now()
+	l.dgMax, l.dgAsked = maxDatagram(conn), now
 	d.r.HandleLinkUp(now, l.id, info)
 	d.drainLocked(now)
 	d.mu.Unlock()
@@ -467,9 +533,11 @@ func (d *Driver) writeDatagrams(l *qlink) {
 			return
 		case m := <-l.dg:
 			if err := l.conn.SendDatagram(m); err != nil {
-				var tooBig *quicgo.DatagramTooLargeError
-				if errors.As(err, &tooBig) {
+				// The connection's maximum went down after m was
+				// queued: m goes on the stream instead.
+				if tooBig, ok := errors.AsType[*quicgo.DatagramTooLargeError](err); ok {
 					d.mu.Lock()
+					l.dgMax, l.dgAsked = int(tooBig.MaxDatagramPayloadSize), time.Now()
 					select {
 					case l.ctl <- m:
 						d.stats.Oversized++
