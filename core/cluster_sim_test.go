@@ -2,6 +2,7 @@ package core
 
 import (
 	"encoding/binary"
+	"flag"
 	"fmt"
 	"net/netip"
 	"slices"
@@ -791,4 +792,225 @@ func TestClusterImpostor(t *testing.T) {
 	if w.nodes[2].n.Stats().Cluster.BadFrames != 0 {
 		t.Fatal("impostor frames reached the viewer's relay")
 	}
+}
+
+var voprSeeds = flag.Int("vopr.seeds", 3, "seeds TestClusterVOPR runs (the long mode: hundreds)")
+
+// vopr is one TigerBeetle-style run: the seed chooses the cluster (4–8
+// nodes in one or two zones, link latencies and loss), then 20 virtual
+// seconds of random joins, leaves, publishes, unpublishes, link loss,
+// partitions and node crashes and restarts, then a heal phase: every link
+// up and lossless, every node running. After it every checker must hold:
+// every subscriber receives every live publisher's track, every node's
+// directory lists exactly the live peers; and once every peer has left,
+// every live-object count is zero.
+func vopr(t testing.TB, seed uint64) uint64 {
+	w := newCWorld(t, seed)
+	rnd := w.s.Rand
+	nodes := 4 + rnd.IntN(5)
+	zones := 1 + rnd.IntN(2)
+	for i := range nodes {
+		w.addNode(sdn.MakeNodeID(sdn.ZoneID(i*zones/nodes), uint32(i+1)))
+	}
+	var edges []*cedge
+	link := func(a, b int) {
+		x, y := w.nodes[a].id, w.nodes[b].id
+		if a != b && w.edges[cedgeKey(x, y)] == nil {
+			lat := w.s.Duration(time.Millisecond, 10*time.Millisecond)
+			if x.Zone() != y.Zone() {
+				lat += 20 * time.Millisecond
+			}
+			edges = append(edges, w.connect(x, y, lat, w.s.Duration(0, time.Millisecond), 0))
+		}
+	}
+	// Each zone connected inside itself (sdn's routing needs that), the
+	// first node of each zone linked to an earlier zone, and extra links.
+	first := 0
+	for i := 1; i < nodes; i++ {
+		if w.nodes[i].id.Zone() != w.nodes[i-1].id.Zone() {
+			link(i, rnd.IntN(i))
+			first = i
+			continue
+		}
+		link(i, first+rnd.IntN(i-first))
+	}
+	for range nodes / 2 {
+		link(rnd.IntN(nodes), rnd.IntN(nodes))
+	}
+	w.startAll()
+	w.s.RunFor(3 * time.Second)
+
+	type vpeer struct {
+		*cpeer
+		pub bool
+		tag uint32
+	}
+	var peers []*vpeer
+	nextPeer, nextSSRC := 0, uint32(1000)
+	live := func() []*vpeer {
+		var l []*vpeer
+		for _, p := range peers {
+			if p.alive {
+				l = append(l, p)
+			}
+		}
+		return l
+	}
+	crashed := -1
+	end := w.s.Now().Add(20 * time.Second)
+	for w.s.Now().Before(end) {
+		w.s.RunFor(w.s.Duration(50*time.Millisecond, 400*time.Millisecond))
+		lp := live()
+		switch op := rnd.IntN(10); {
+		case op < 3 && len(lp) < 12:
+			c := w.nodes[rnd.IntN(nodes)]
+			if !c.alive {
+				break
+			}
+			p := w.join(c, fmt.Sprint("p", nextPeer), "room")
+			nextPeer++
+			p.checker = testutil.NewChecker(testutil.CheckerConfig{Name: p.id, Lossy: true, AnyTag: true})
+			peers = append(peers, &vpeer{cpeer: p})
+		case op == 3 && len(lp) > 0:
+			p := lp[rnd.IntN(len(lp))]
+			w.s.Logf("close %s", p.id)
+			_ = p.node.n.CloseEndpoint(w.s.Now(), p.h)
+			delete(p.node.peers, p.h)
+			p.alive = false
+			p.node.drain()
+		case op == 4 && len(lp) > 0:
+			p := lp[rnd.IntN(len(lp))]
+			if !p.pub {
+				p.pub = true
+				p.tag = vp8Pub(w, p.cpeer, nextSSRC)
+				nextSSRC++
+			}
+		case op == 5 && len(edges) > 0:
+			e := edges[rnd.IntN(len(edges))]
+			e.ab.Loss = float64(rnd.IntN(11)) / 100
+			e.ba.Loss = e.ab.Loss
+			w.s.Logf("loss %d-%d %v", e.a, e.b, e.ab.Loss)
+		case op == 6 && len(edges) > 0:
+			e := edges[rnd.IntN(len(edges))]
+			w.cut(e.a, e.b, !e.ab.Down)
+		case op == 7:
+			if crashed < 0 {
+				crashed = rnd.IntN(nodes)
+				w.kill(w.nodes[crashed])
+			} else {
+				w.s.Logf("restart %d", w.nodes[crashed].id)
+				w.start(w.nodes[crashed])
+				crashed = -1
+			}
+		}
+	}
+	// Heal.
+	for _, e := range edges {
+		e.ab.Loss, e.ba.Loss, e.ab.Down, e.ba.Down = 0, 0, false, false
+	}
+	if crashed >= 0 {
+		w.start(w.nodes[crashed])
+	}
+	w.s.Logf("heal")
+	w.s.RunFor(25 * time.Second)
+	lp := live()
+	want := map[string]bool{}
+	for _, p := range lp {
+		want[p.id] = true
+	}
+	for _, c := range w.nodes {
+		if len(c.peers) == 0 {
+			continue
+		}
+		got := c.n.Cluster().Members("room")
+		bad := len(got) != len(want)
+		for _, m := range got {
+			bad = bad || !want[m]
+		}
+		if bad {
+			where := ""
+			for _, p := range peers {
+				where += fmt.Sprintf(" %s@%d(alive=%v)", p.id, p.node.id, p.alive)
+			}
+			var ents []string
+			for _, e := range c.n.Router().MapEntries("r:room") {
+				ents = append(ents, fmt.Sprintf("%d:%q", e.Owner, e.Key))
+			}
+			t.Fatalf("node %d lists %v; peers%s; map %v", c.id, got, where, ents)
+		}
+	}
+	now := w.s.Now()
+	for _, s := range lp {
+		for _, p := range lp {
+			if !p.pub || p == s {
+				continue
+			}
+			if st := s.checker.Stats(p.tag); st.LastPacketAt.Before(now.Add(-time.Second)) {
+				t.Fatalf("%s on %d gets nothing of %s on %d since %v (now %v): %s", s.id, s.node.id, p.id, p.node.id,
+					st.LastPacketAt.Sub(testutil.Epoch), now.Sub(testutil.Epoch), diagnose(s.cpeer, p.cpeer))
+			}
+		}
+	}
+	// Everybody leaves: nothing may stay behind.
+	for _, p := range lp {
+		_ = p.node.n.CloseEndpoint(w.s.Now(), p.h)
+		delete(p.node.peers, p.h)
+		p.alive = false
+		p.node.drain()
+	}
+	w.s.RunFor(sdn.DefaultSoftStateTimeout + 5*time.Second)
+	for _, c := range w.nodes {
+		if got := c.n.Counts(); got != (Counts{}) {
+			t.Fatalf("node %d keeps %+v", c.id, got)
+		}
+	}
+	return w.s.LogHash()
+}
+
+func TestClusterVOPR(t *testing.T) {
+	for _, seed := range testutil.Seeds(7000, *voprSeeds) {
+		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) { vopr(t, seed) })
+	}
+}
+
+// TestClusterDeterministic: the same seed gives an identical event log.
+func TestClusterDeterministic(t *testing.T) {
+	a, b := vopr(t, 7100), vopr(t, 7100)
+	if a != b {
+		t.Fatalf("log hashes differ: %x, %x", a, b)
+	}
+}
+
+// diagnose describes why sub may not get pub's cam: its subscription,
+// the relay track and the channel's tree at both ends.
+func diagnose(sub, pub *cpeer) string {
+	ep, ok := sub.node.n.Endpoint(sub.h)
+	if !ok {
+		return "no endpoint"
+	}
+	out := ""
+	lt, ok := ep.Subscription(endpoint.SubKey{Peer: pub.id, Track: "cam"})
+	if !ok {
+		out += fmt.Sprintf("not subscribed (subs %v, tracks known %v); ", ep.Subscriptions(), sub.node.n.Cluster().Tracks("room"))
+	} else {
+		out += fmt.Sprintf("local %v %+v; ", lt.State(), lt.Stats())
+		if src := lt.Source(); src != nil {
+			out += fmt.Sprintf("source %+v; ", src.Stats())
+		}
+	}
+	ch := cluster.ChannelID("room", pub.id, "cam", 0)
+	up, active := sub.node.n.Router().ChannelUpstream(ch)
+	out += fmt.Sprintf("sub node upstream %d active %v; pub node downstreams %d; path:", up, active, pub.node.n.Router().Downstreams(ch))
+	// Walk the routes from the subscriber's node to the publisher's.
+	c := sub.node
+	for range 10 {
+		up, active := c.n.Router().ChannelUpstream(ch)
+		next, ok := c.n.Router().Route(pub.node.id)
+		out += fmt.Sprintf(" [%d alive=%v up=%d active=%v down=%d route=%d,%v]", c.id, c.alive, up, active, c.n.Router().Downstreams(ch), next, ok)
+		if c == pub.node || !ok {
+			break
+		}
+		c = c.w.byID[next]
+	}
+	return out
 }

@@ -49,6 +49,12 @@ type kvstore struct {
 	flushAt    time.Time
 	expireAt   time.Time // no owner expires before (a lower bound)
 	gen        uint64
+	// base is where this node's versions start at its first write: its
+	// start time in nanoseconds, so a restarted node is ahead of every
+	// version its previous incarnation wrote. Starting again from one, its
+	// writes could reach a version the others still hold with the old
+	// entries, and be ignored as known. Version 0 stays "never wrote".
+	base uint64
 }
 
 func (kv *kvstore) init(r *Router, now time.Time) {
@@ -56,6 +62,7 @@ func (kv *kvstore) init(r *Router, now time.Time) {
 	kv.owners = make(map[NodeID]*owner)
 	kv.subs = make(map[string]bool)
 	kv.me = &owner{id: r.id, alive: now}
+	kv.base = uint64(max(now.UnixNano(), 0))
 	kv.owners[r.id] = kv.me
 	kv.list = []*owner{kv.me}
 	kv.nextGossip = now.Add(r.cfg.GossipInterval)
@@ -207,7 +214,7 @@ func (kv *kvstore) leave() {
 
 // changed bumps our own version after a local write and floods it.
 func (kv *kvstore) changed(o *owner, old []kvEnt) {
-	o.version++
+	o.version = max(o.version, kv.base) + 1
 	kv.diff(o, old, o.ents)
 	kv.markDirty(o, 0)
 }
