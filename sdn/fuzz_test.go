@@ -199,6 +199,8 @@ func FuzzRouterSequence(f *testing.F) {
 func FuzzRouter(f *testing.F) {
 	f.Add([]byte{byte(mRoute), 0, 1, 0, 0, 0, 0, 9, 0, 1, 0, 0, 0, 1})
 	f.Add(append(appendDataHdr(nil, 1, 2), 1, 2, 3))
+	f.Add(append(appendChanPayload(nil, mRepair, 1), 1, 2, 3))
+	f.Add(append(appendChanPayload(nil, mUp, 1), 0, 5, 0, 1))
 	f.Add((&chanMsg{t: mSub, ch: 1, source: 1}).append(nil))
 	f.Add([]byte{byte(mOwner), 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 1, 'm', 1, 'k', 0, 1, 'v'})
 	f.Add([]byte{byte(mDigest), 0, 1, 0, 0, 0, 3, 0, 0, 0, 0, 0, 0, 0, 9, 0, 0, 0, 1})
@@ -258,6 +260,9 @@ func decodes(p []byte) bool {
 		return m.decode(p)
 	case mData:
 		_, _, _, ok := decodeData(p)
+		return ok
+	case mRepair, mUp:
+		_, _, ok := decodeChanPayload(p)
 		return ok
 	case mSub, mSubAck, mUnsub, mEnd, mFeedback, mMoved:
 		var m chanMsg
