@@ -1,9 +1,13 @@
 package quic
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"testing"
 	"time"
+
+	quicgo "github.com/quic-go/quic-go"
 
 	"github.com/sansrtc/sfu/sdn"
 )
@@ -68,5 +72,120 @@ func TestDatagramSize(t *testing.T) {
 				t.Fatalf("%d datagrams out, %d in, %d oversized; want all %d on the stream", dgOut, dgIn, oversized, n)
 			}
 		})
+	}
+}
+
+// testLink is a link with no connection, whose maximum datagram payload
+// is known (fresh, so it is not asked for).
+func testLink(now time.Time, dgMax int) (*Driver, *qlink) {
+	l := newLink(1, nil, nil)
+	l.dgMax, l.dgAsked = dgMax, now
+	d := &Driver{links: map[sdn.LinkID]*qlink{1: l}}
+	return d, l
+}
+
+// TestSendAllocs: in steady state the driver's part of sending allocates
+// nothing: queuing a data message and a control message (the copy out of
+// the Router's buffer) and each writer's step up to the bytes it hands to
+// quic-go. quic-go's SendDatagram and Stream.Write are left out (faked):
+// SendDatagram allocates a frame and a copy of the payload per datagram,
+// which the driver cannot avoid.
+func TestSendAllocs(t *testing.T) {
+	now := time.Now()
+	d, l := testLink(now, 1415)
+	data := bytes.Repeat([]byte{0xd}, 1226)
+	ctl := bytes.Repeat([]byte{0xc}, 300)
+	var sent []byte
+	send := func(p []byte) error {
+		sent = append(sent[:0], p...)
+		return nil
+	}
+	var stream bytes.Buffer
+	stream.Grow(4096)
+	step := func() {
+		d.mu.Lock()
+		d.queueLocked(now, l, sdn.Transmit{Link: 1, Data: data, Datagram: true})
+		d.queueLocked(now, l, sdn.Transmit{Link: 1, Data: ctl})
+		d.mu.Unlock()
+		if err := d.sendDatagram(l, <-l.dg, send); err != nil {
+			t.Fatal(err)
+		}
+		stream.Reset()
+		if err := writeMsg(l, <-l.ctl, &stream); err != nil {
+			t.Fatal(err)
+		}
+	}
+	step()
+	if !bytes.Equal(sent, data) {
+		t.Fatalf("datagram of %d bytes, want the %d of the transmit", len(sent), len(data))
+	}
+	if m, _, err := readFrame(&stream, nil); err != nil || !bytes.Equal(m, ctl) {
+		t.Fatalf("control frame %d bytes, %v; want the %d of the transmit", len(m), err, len(ctl))
+	}
+	if allocs := testing.AllocsPerRun(1000, step); allocs != 0 {
+		t.Fatalf("%v allocations per data and control message sent", allocs)
+	}
+	if st := d.stats; st.DatagramsOut != 1002 || st.StreamOut != 1002 || st.Oversized != 0 || st.QueueDrops != 0 {
+		t.Fatalf("stats %+v", st)
+	}
+}
+
+// TestDatagramShrink: a data message queued as a datagram that quic-go
+// then refuses as too large (its maximum went down) goes on the stream,
+// framed, counted as oversized, and the link learns the new maximum; the
+// next such message is queued on the stream at once.
+func TestDatagramShrink(t *testing.T) {
+	now := time.Now()
+	d, l := testLink(now, 1415)
+	data := bytes.Repeat([]byte{0xd}, 1226)
+	d.mu.Lock()
+	d.queueLocked(now, l, sdn.Transmit{Link: 1, Data: data, Datagram: true})
+	d.mu.Unlock()
+	refuse := func([]byte) error { return &quicgo.DatagramTooLargeError{MaxDatagramPayloadSize: 1200} }
+	if err := d.sendDatagram(l, <-l.dg, refuse); err != nil {
+		t.Fatal(err)
+	}
+	var stream bytes.Buffer
+	if err := writeMsg(l, <-l.ctl, &stream); err != nil {
+		t.Fatal(err)
+	}
+	if m, _, err := readFrame(&stream, nil); err != nil || !bytes.Equal(m, data) {
+		t.Fatalf("stream got %d bytes, %v; want the %d of the datagram", len(m), err, len(data))
+	}
+	if l.dgMax != 1200 || d.stats.Oversized != 1 {
+		t.Fatalf("maximum %d, oversized %d; want 1200, 1", l.dgMax, d.stats.Oversized)
+	}
+	d.mu.Lock()
+	d.queueLocked(now.Add(time.Millisecond), l, sdn.Transmit{Link: 1, Data: data, Datagram: true})
+	d.mu.Unlock()
+	if len(l.ctl) != 1 || len(l.dg) != 0 || d.stats.Oversized != 2 {
+		t.Fatalf("%d on the stream, %d datagrams, oversized %d; want 1, 0, 2", len(l.ctl), len(l.dg), d.stats.Oversized)
+	}
+}
+
+// TestReceiveAllocs: reading control frames from the stream allocates
+// nothing once the buffer has grown to the largest frame.
+func TestReceiveAllocs(t *testing.T) {
+	var in []byte
+	for _, n := range []int{300, 40, 1226} {
+		in = appendFrame(in, bytes.Repeat([]byte{byte(n)}, n))
+	}
+	r := bytes.NewReader(in)
+	buf := make([]byte, 4096)
+	allocs := testing.AllocsPerRun(1000, func() {
+		r.Reset(in)
+		for {
+			m, next, err := readFrame(r, buf)
+			if err == io.EOF {
+				return
+			}
+			if err != nil || len(m) == 0 || m[0] != byte(len(m)) {
+				t.Fatalf("frame of %d bytes, %v", len(m), err)
+			}
+			buf = next
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per three frames read", allocs)
 	}
 }

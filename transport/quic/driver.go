@@ -28,6 +28,8 @@ const (
 	exporterName = "EXPORTER-sansrtc-sdn"
 	queueLen     = 1024
 	maxFrame     = 1 << 20
+	// frameHdrLen is the length prefix of a control frame.
+	frameHdrLen = 4
 	// loopbackPacketSize is the QUIC packet size used from the first
 	// packet when the socket is bound to a loopback address: quic-go's
 	// largest (protocol.MaxPacketBufferSize; a larger Config value is
@@ -41,6 +43,12 @@ const (
 	// path MTU discovery raises the maximum within a few round trips of
 	// the handshake, and asking costs an allocation in quic-go.
 	dgRecheck = 100 * time.Millisecond
+	// freeLen bounds the reusable message buffers a link keeps, and
+	// freeCapMax the size of one kept (larger control messages are rare
+	// and left to the garbage collector), so that a burst does not pin
+	// memory for the life of the link.
+	freeLen    = 256
+	freeCapMax = 16 << 10
 )
 
 // Config configures a Driver.
@@ -114,10 +122,13 @@ type qlink struct {
 	id     sdn.LinkID
 	conn   *quicgo.Conn
 	stream *quicgo.Stream
-	ctl    chan []byte
-	dg     chan []byte
-	done   chan struct{}
-	once   sync.Once
+	ctl    chan *msg
+	dg     chan *msg
+	// free holds message buffers for reuse: taken when a message is
+	// queued, given back by the writer once quic-go has it.
+	free chan *msg
+	done chan struct{}
+	once sync.Once
 
 	// dgMax is the largest datagram payload quic-go reported for the
 	// connection at dgAsked; guarded by the Driver's mutex.
@@ -125,7 +136,46 @@ type qlink struct {
 	dgAsked time.Time
 }
 
+func newLink(id sdn.LinkID, conn *quicgo.Conn, stream *quicgo.Stream) *qlink {
+	return &qlink{id: id, conn: conn, stream: stream,
+		ctl: make(chan *msg, queueLen), dg: make(chan *msg, queueLen),
+		free: make(chan *msg, freeLen), done: make(chan struct{})}
+}
+
 func (l *qlink) stop() { l.once.Do(func() { close(l.done) }) }
+
+// msg is one outgoing message in a reusable buffer. b is the message
+// framed for the stream (length prefix, then the message), whichever
+// way it goes: a datagram sends b without the prefix, and a datagram
+// that turns out too large moves to the stream without another copy.
+type msg struct{ b []byte }
+
+// payload is the message without its frame header.
+func (m *msg) payload() []byte { return m.b[frameHdrLen:] }
+
+// get returns a buffer holding data framed for the stream: a reused one
+// when the link has one, so that steady traffic allocates nothing.
+func (l *qlink) get(data []byte) *msg {
+	var m *msg
+	select {
+	case m = <-l.free:
+	default:
+		m = new(msg)
+	}
+	m.b = appendFrame(m.b[:0], data)
+	return m
+}
+
+// put gives m back for reuse once quic-go no longer needs it.
+func (l *qlink) put(m *msg) {
+	if cap(m.b) > freeCapMax {
+		return
+	}
+	select {
+	case l.free <- m:
+	default:
+	}
+}
 
 // tooLarge is a payload no UDP datagram can carry: maxDatagram offers it
 // to SendDatagram, which refuses it (with the connection's maximum) and
@@ -381,7 +431,8 @@ func (d *Driver) drainLocked(now time.Time) {
 
 // queueLocked hands t to one of l's writers: a data message that fits the
 // connection's maximum datagram payload as a datagram, anything else on
-// the stream. t.Data is the Router's until its next call, so it is copied.
+// the stream. t.Data is the Router's until its next call, so it is copied
+// (the one copy per message) into a buffer of the link's.
 func (d *Driver) queueLocked(now time.Time, l *qlink, t sdn.Transmit) {
 	q, n := l.ctl, &d.stats.StreamOut
 	if t.Datagram {
@@ -395,10 +446,12 @@ func (d *Driver) queueLocked(now time.Time, l *qlink, t sdn.Transmit) {
 			d.stats.Oversized++
 		}
 	}
+	m := l.get(t.Data)
 	select {
-	case q <- append([]byte(nil), t.Data...):
+	case q <- m:
 		*n++
 	default:
+		l.put(m)
 		d.stats.QueueDrops++
 	}
 }
@@ -472,8 +525,7 @@ func (d *Driver) attach(conn *quicgo.Conn, stream *quicgo.Stream, info sdn.LinkI
 		return
 	}
 	d.next++
-	l := &qlink{id: d.next, conn: conn, stream: stream,
-		ctl: make(chan []byte, queueLen), dg: make(chan []byte, queueLen), done: make(chan struct{})}
+	l := newLink(d.next, conn, stream)
 	d.links[l.id] = l
 	now := time.Now()
 	l.dgMax, l.dgAsked = maxDatagram(conn), now
@@ -506,7 +558,6 @@ func (d *Driver) down(l *qlink) {
 
 func (d *Driver) writeCtl(l *qlink) {
 	defer d.wg.Done()
-	var frame []byte
 	for {
 		select {
 		case <-l.done:
@@ -514,8 +565,7 @@ func (d *Driver) writeCtl(l *qlink) {
 		case <-d.ctx.Done():
 			return
 		case m := <-l.ctl:
-			frame = appendFrame(frame[:0], m)
-			if _, err := l.stream.Write(frame); err != nil {
+			if err := writeMsg(l, m, l.stream); err != nil {
 				d.down(l)
 				return
 			}
@@ -523,8 +573,17 @@ func (d *Driver) writeCtl(l *qlink) {
 	}
 }
 
+// writeMsg writes m, already framed, on the stream and gives its buffer
+// back (a Writer keeps nothing of what it was given).
+func writeMsg(l *qlink, m *msg, w io.Writer) error {
+	_, err := w.Write(m.b)
+	l.put(m)
+	return err
+}
+
 func (d *Driver) writeDatagrams(l *qlink) {
 	defer d.wg.Done()
+	send := l.conn.SendDatagram
 	for {
 		select {
 		case <-l.done:
@@ -532,26 +591,40 @@ func (d *Driver) writeDatagrams(l *qlink) {
 		case <-d.ctx.Done():
 			return
 		case m := <-l.dg:
-			if err := l.conn.SendDatagram(m); err != nil {
-				// The connection's maximum went down after m was
-				// queued: m goes on the stream instead.
-				if tooBig, ok := errors.AsType[*quicgo.DatagramTooLargeError](err); ok {
-					d.mu.Lock()
-					l.dgMax, l.dgAsked = int(tooBig.MaxDatagramPayloadSize), time.Now()
-					select {
-					case l.ctl <- m:
-						d.stats.Oversized++
-					default:
-						d.stats.QueueDrops++
-					}
-					d.mu.Unlock()
-					continue
-				}
+			if err := d.sendDatagram(l, m, send); err != nil {
 				d.down(l)
 				return
 			}
 		}
 	}
+}
+
+// sendDatagram sends m as a datagram with send (the connection's
+// SendDatagram, which copies the payload before it returns) and gives its
+// buffer back. If the connection's maximum went down after m was queued,
+// m moves to the stream instead.
+func (d *Driver) sendDatagram(l *qlink, m *msg, send func([]byte) error) error {
+	err := send(m.payload())
+	if err == nil {
+		l.put(m)
+		return nil
+	}
+	tooBig, ok := errors.AsType[*quicgo.DatagramTooLargeError](err)
+	if !ok {
+		l.put(m)
+		return err
+	}
+	d.mu.Lock()
+	l.dgMax, l.dgAsked = int(tooBig.MaxDatagramPayloadSize), time.Now()
+	select {
+	case l.ctl <- m:
+		d.stats.Oversized++
+	default:
+		l.put(m)
+		d.stats.QueueDrops++
+	}
+	d.mu.Unlock()
+	return nil
 }
 
 func (d *Driver) readStream(l *qlink) {
@@ -575,8 +648,8 @@ func (d *Driver) readStream(l *qlink) {
 // maxFrame: the stream cannot be resynchronised, so the link is dropped.
 var errBadFrame = errors.New("quic: bad control frame length")
 
-// appendFrame frames one control message: a 4-byte big-endian length,
-// then the message.
+// appendFrame frames one control message: a 4-byte big-endian length
+// (frameHdrLen), then the message.
 func appendFrame(b, m []byte) []byte {
 	b = binary.BigEndian.AppendUint32(b, uint32(len(m)))
 	return append(b, m...)
@@ -584,12 +657,17 @@ func appendFrame(b, m []byte) []byte {
 
 // readFrame reads one control message framed by appendFrame into buf,
 // grown when too small; next is the buffer to pass to the next call.
+// The length prefix is read into buf too: a local array handed to the
+// Reader interface would escape, one allocation per frame.
 func readFrame(r io.Reader, buf []byte) (m, next []byte, err error) {
-	var hdr [4]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+	if cap(buf) < frameHdrLen {
+		buf = make([]byte, 4096)
+	}
+	hdr := buf[:frameHdrLen]
+	if _, err := io.ReadFull(r, hdr); err != nil {
 		return nil, buf, err
 	}
-	n := binary.BigEndian.Uint32(hdr[:])
+	n := binary.BigEndian.Uint32(hdr)
 	if n == 0 || n > maxFrame {
 		return nil, buf, fmt.Errorf("%w: %d", errBadFrame, n)
 	}
@@ -603,6 +681,10 @@ func readFrame(r io.Reader, buf []byte) (m, next []byte, err error) {
 	return m, buf, nil
 }
 
+// readDatagrams feeds the Router every datagram of l. Each arrives in a
+// slice quic-go allocated for it (its receive queue copies the frame out
+// of the packet buffer), which HandleMessage borrows; there is no way to
+// hand quic-go a buffer to reuse.
 func (d *Driver) readDatagrams(l *qlink) {
 	defer d.wg.Done()
 	for {
