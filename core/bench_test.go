@@ -8,6 +8,7 @@ import (
 
 	"github.com/sansrtc/sfu/endpoint"
 	"github.com/sansrtc/sfu/internal/testutil"
+	"github.com/sansrtc/sfu/sdn"
 	"github.com/sansrtc/sfu/track"
 )
 
@@ -117,22 +118,32 @@ func BenchmarkForward(b *testing.B) {
 				ts += 3000
 				pid++
 				_ = node.HandleRTP(now, pub, p)
-				for {
-					t, ok := node.pollTransmit()
-					if !ok {
-						break
-					}
-					if _, err := t.MarshalTo(send, nil); err != nil {
-						b.Fatal(err)
-					}
-					egress++
-				}
+				egress += pollEgress(b, node, send)
 			}
 			if egress != b.N*fanout {
 				b.Fatalf("egress %d, want %d", egress, b.N*fanout)
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(egress), "ns/egress-pkt")
 		})
+	}
+}
+
+// pollEgress drains n as a driver does, marshalling every RTP output
+// into send; it returns how many there were.
+func pollEgress(tb testing.TB, n *Node, send []byte) int {
+	var rtcp [64]byte
+	egress := 0
+	for {
+		o, ok := n.Poll(rtcp[:])
+		if !ok {
+			return egress
+		}
+		if o.Kind == OutputRTP {
+			if _, err := o.RTP.MarshalTo(send, nil); err != nil {
+				tb.Fatal(err)
+			}
+			egress++
+		}
 	}
 }
 
@@ -150,19 +161,176 @@ func TestForwardDoesNotAllocate(t *testing.T) {
 		ts += 3000
 		pid++
 		_ = node.HandleRTP(now, pub, p)
-		for {
-			tr, ok := node.pollTransmit()
-			if !ok {
-				break
-			}
-			if _, err := tr.MarshalTo(send, nil); err != nil {
-				t.Fatal(err)
-			}
-			egress++
-		}
+		egress += pollEgress(t, node, send)
 	})
 	if allocs != 0 {
 		t.Fatalf("forwarding allocates %v times per packet, want 0", allocs)
+	}
+	if egress != 1001*100 {
+		t.Fatalf("egress %d packets, want %d", egress, 1001*100)
+	}
+}
+
+// memPair is two Nodes, each with a Router, joined by one in-memory link:
+// what a Node polls for its link is handed to the other at once.
+type memPair struct {
+	a, b *Node
+	now  time.Time
+	rtcp []byte
+}
+
+func newMemPair(tb testing.TB) *memPair {
+	tb.Helper()
+	m := &memPair{now: testutil.Epoch, rtcp: make([]byte, 64)}
+	mk := func(id sdn.NodeID, seeds []sdn.Addr) *Node {
+		r, err := sdn.New(sdn.Config{ID: id, Seeds: seeds, Seed: uint64(id)}, m.now)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		n, err := New(Config{Seed: uint64(id), Router: r})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		return n
+	}
+	m.a = mk(1, []sdn.Addr{{Node: 2}})
+	m.b = mk(2, nil)
+	return m
+}
+
+// pump moves link messages both ways until neither node has output; it
+// returns the RTP outputs of b, marshalled into send.
+func (m *memPair) pump(tb testing.TB, send []byte) int {
+	egress := 0
+	for moved := true; moved; {
+		moved = false
+		for _, x := range [2]*Node{m.a, m.b} {
+			y, link := m.b, sdn.LinkID(2)
+			if x == m.b {
+				y, link = m.a, 1
+			}
+			for {
+				o, ok := x.Poll(m.rtcp)
+				if !ok {
+					break
+				}
+				switch o.Kind {
+				case OutputLink:
+					// A microsecond on the wire: the Router takes a zero
+					// round trip for an unanswered ping.
+					m.now = m.now.Add(time.Microsecond)
+					y.HandleLinkMessage(m.now, link, o.Data)
+					moved = true
+				case OutputDial:
+					m.b.HandleLinkUp(m.now, 2, sdn.LinkInfo{})
+					m.a.HandleLinkUp(m.now, 1, sdn.LinkInfo{Dialed: true, Peer: 2})
+					moved = true
+				case OutputRTP:
+					if x == m.b {
+						if _, err := o.RTP.MarshalTo(send, nil); err != nil {
+							tb.Fatal(err)
+						}
+						egress++
+					}
+				}
+			}
+		}
+	}
+	return egress
+}
+
+// advance moves the clock by d, running both nodes' timers.
+func (m *memPair) advance(tb testing.TB, d time.Duration, send []byte) {
+	end := m.now.Add(d)
+	for {
+		next := end
+		for _, x := range [2]*Node{m.a, m.b} {
+			if at, ok := x.PollTimeout(); ok && at.Before(next) {
+				next = at
+			}
+		}
+		if next.After(m.now) {
+			m.now = next
+		}
+		m.a.HandleTimeout(m.now)
+		m.b.HandleTimeout(m.now)
+		m.pump(tb, send)
+		if !m.now.Before(end) {
+			return
+		}
+	}
+}
+
+// crossNode builds a pair with a VP8 publisher on a and n subscribers on
+// b, and runs it until the keyframe reaches every subscriber.
+func crossNode(tb testing.TB, n int) (*memPair, Handle) {
+	tb.Helper()
+	m := newMemPair(tb)
+	send := make([]byte, 1500)
+	m.pump(tb, send)
+	m.advance(tb, 3*time.Second, send)
+	pub, err := m.a.CreateEndpoint(m.now, EndpointConfig{PeerID: "pub"})
+	must(tb, err)
+	must(tb, m.a.Join(m.now, pub, "room"))
+	for i := range n {
+		h, err := m.b.CreateEndpoint(m.now, EndpointConfig{PeerID: fmt.Sprintf("sub%d", i), AutoSubscribe: true})
+		must(tb, err)
+		must(tb, m.b.Join(m.now, h, "room"))
+	}
+	must(tb, m.a.Publish(m.now, pub, endpoint.TrackOptions{Name: "cam", Codec: track.CodecVP8, PayloadType: 96,
+		Encodings: []track.Encoding{{SSRC: 1111}}}))
+	m.advance(tb, time.Second, send)
+	buf := make([]byte, 1500)
+	must(tb, m.a.HandleRTP(m.now, pub, vp8Packet(buf, 1111, 1, 1000, 1, true, 1000)))
+	if got := m.pump(tb, send); got != n {
+		tb.Fatalf("keyframe reached %d subscribers on the other node, want %d", got, n)
+	}
+	return m, pub
+}
+
+// BenchmarkCrossNode measures the path across nodes: a packet in on node
+// a, framed onto its sdn channel, handed to node b over the in-memory
+// link, stored by b's relay track and forwarded to every subscriber
+// there, each egress packet polled and marshalled.
+func BenchmarkCrossNode(b *testing.B) {
+	for _, fanout := range []int{1, 100} {
+		b.Run(fmt.Sprintf("fanout=%d", fanout), func(b *testing.B) {
+			m, pub := crossNode(b, fanout)
+			in, send := make([]byte, 1500), make([]byte, 1500)
+			seq, ts, pid := uint16(2), uint32(1000), uint16(2)
+			var egress int
+			b.ReportAllocs()
+			b.ResetTimer()
+			for b.Loop() {
+				m.now = m.now.Add(time.Millisecond)
+				_ = m.a.HandleRTP(m.now, pub, vp8Packet(in, 1111, seq, ts, pid, false, 1000))
+				seq, ts, pid = seq+1, ts+3000, pid+1
+				egress += m.pump(b, send)
+			}
+			if egress != b.N*fanout {
+				b.Fatalf("egress %d, want %d", egress, b.N*fanout)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(egress), "ns/egress-pkt")
+		})
+	}
+}
+
+// TestCrossNodeDoesNotAllocate: the relay path — framing on the source
+// node, the Router's copy, the relay track, the fan-out — allocates
+// nothing per packet.
+func TestCrossNodeDoesNotAllocate(t *testing.T) {
+	m, pub := crossNode(t, 100)
+	in, send := make([]byte, 1500), make([]byte, 1500)
+	seq, ts, pid := uint16(2), uint32(1000), uint16(2)
+	egress := 0
+	allocs := testing.AllocsPerRun(1000, func() {
+		m.now = m.now.Add(time.Millisecond)
+		_ = m.a.HandleRTP(m.now, pub, vp8Packet(in, 1111, seq, ts, pid, false, 1000))
+		seq, ts, pid = seq+1, ts+3000, pid+1
+		egress += m.pump(t, send)
+	})
+	if allocs != 0 {
+		t.Fatalf("the cross-node path allocates %v times per packet, want 0", allocs)
 	}
 	if egress != 1001*100 {
 		t.Fatalf("egress %d packets, want %d", egress, 1001*100)
