@@ -1014,3 +1014,75 @@ func diagnose(sub, pub *cpeer) string {
 	}
 	return out
 }
+
+// bigCluster is the 100-node, 1000-peer cluster of BenchmarkSimCluster:
+// 3 zones (a random tree plus extra links inside each, 1–5 ms; 3 links
+// of 20–40 ms between each pair), 100 rooms of 10 peers on random nodes,
+// in each room one VP8 and one Opus publisher, everyone auto-subscribed.
+func bigCluster(tb testing.TB, seed uint64) *cworld {
+	w := newCWorld(tb, seed)
+	rnd := w.s.Rand
+	var zones [3][]sdn.NodeID
+	for i := range 100 {
+		z := i * 3 / 100
+		id := sdn.MakeNodeID(sdn.ZoneID(z), uint32(i+1))
+		w.addNode(id)
+		zones[z] = append(zones[z], id)
+	}
+	link := func(a, b sdn.NodeID, lo, hi time.Duration) {
+		if a != b && w.edges[cedgeKey(a, b)] == nil {
+			w.connect(a, b, w.s.Duration(lo, hi), w.s.Duration(0, 500*time.Microsecond), 0)
+		}
+	}
+	for _, ids := range zones {
+		for i := 1; i < len(ids); i++ {
+			link(ids[i], ids[rnd.IntN(i)], time.Millisecond, 5*time.Millisecond)
+		}
+		for range len(ids) / 2 {
+			link(ids[rnd.IntN(len(ids))], ids[rnd.IntN(len(ids))], time.Millisecond, 5*time.Millisecond)
+		}
+	}
+	for a := range zones {
+		for b := a + 1; b < len(zones); b++ {
+			for range 3 {
+				link(zones[a][rnd.IntN(len(zones[a]))], zones[b][rnd.IntN(len(zones[b]))], 20*time.Millisecond, 40*time.Millisecond)
+			}
+		}
+	}
+	w.startAll()
+	w.s.RunFor(3 * time.Second)
+	ssrc := uint32(1000)
+	for r := range 100 {
+		room := fmt.Sprint("room", r)
+		for i := range 10 {
+			p := w.join(w.nodes[rnd.IntN(100)], fmt.Sprintf("r%dp%d", r, i), room)
+			p.checker = testutil.NewChecker(testutil.CheckerConfig{Name: p.id, Lossy: true, AnyTag: true})
+			switch i {
+			case 0:
+				vp8Pub(w, p, ssrc)
+			case 1:
+				w.publish(p, "mic", track.CodecOpus, ssrc, testutil.NewOpusSource(w.s.Rand, testutil.OpusConfig{SSRC: ssrc, Tag: testutil.TagOf(room, p.id, "mic")}))
+			}
+			ssrc++
+		}
+	}
+	return w
+}
+
+// BenchmarkSimCluster runs bigCluster for 60 virtual seconds and reports
+// how many virtual seconds it simulates per second of wall time.
+func BenchmarkSimCluster(b *testing.B) {
+	for b.Loop() {
+		w := bigCluster(b, 1)
+		start := time.Now()
+		w.s.RunFor(60 * time.Second)
+		b.ReportMetric(60/time.Since(start).Seconds(), "virtual-s/s")
+		var got uint64
+		for _, c := range w.nodes {
+			for _, p := range c.peers {
+				got += p.checker.Packets()
+			}
+		}
+		b.ReportMetric(float64(got)/60, "egress-pkt/virtual-s")
+	}
+}
