@@ -1099,3 +1099,59 @@ func BenchmarkSimCluster(b *testing.B) {
 		})
 	}
 }
+
+// TestClusterSlotsFollowTheRoom: a viewer with one video slot (a WHEP
+// session's media section) on node 3 shows the newest video track of the
+// room, wherever it is published; when its publisher leaves, the slot
+// moves to the other publisher's track on the same SSRC, numbering on
+// continuously, and never shows the viewer's own peer's track.
+func TestClusterSlotsFollowTheRoom(t *testing.T) {
+	w := newCWorld(t, 980)
+	chain(w, 3, 3*time.Millisecond, 0)
+	w.startAll()
+	w.s.RunFor(3 * time.Second)
+	c := w.nodes[2]
+	now := w.s.Now()
+	h, err := c.n.CreateEndpoint(now, EndpointConfig{PeerID: "carol#whep", ExcludePeer: "carol",
+		Slots: []Slot{{SSRC: 777, Kind: track.KindVideo, PayloadTypes: map[track.Codec]uint8{track.CodecVP8: 96}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	view := &cpeer{id: "carol#whep", room: "room", node: c, h: h, alive: true, sources: map[uint32]testutil.Source{}, told: map[string]bool{},
+		up: &testutil.Link{Latency: 2 * time.Millisecond}, down: &testutil.Link{Latency: 2 * time.Millisecond},
+		checker: testutil.NewChecker(testutil.CheckerConfig{Name: "carol#whep", PictureIDs: false})}
+	c.peers[h] = view
+	must(t, c.n.Join(now, h, "room"))
+	must(t, c.n.StartSlots(now, h))
+	c.drain()
+	own := w.join(c, "carol", "room") // the viewer's own publishing session
+	ownTag := vp8Pub(w, own, 3000)
+	a := w.join(w.nodes[0], "alice", "room")
+	view.checker.Allow(testutil.TagOf("room", "alice", "cam"))
+	view.checker.Allow(testutil.TagOf("room", "bob", "cam"))
+	_ = ownTag // never allowed: the checker fails on a packet of it
+	vp8Pub(w, a, 1000)
+	w.s.RunFor(2 * time.Second)
+	b := w.join(w.nodes[1], "bob", "room")
+	bTag := vp8Pub(w, b, 2000)
+	w.s.RunFor(2 * time.Second)
+	// alice's came first and the slot is busy with it: it stays.
+	if k, ok := c.n.SlotTrack(h, 0); !ok || k.Peer != "alice" {
+		t.Fatalf("slot shows %v %v, want alice's", k, ok)
+	}
+	// alice leaves: the slot moves to bob's track, on the same SSRC.
+	_ = w.nodes[0].n.CloseEndpoint(w.s.Now(), a.h)
+	a.alive = false
+	delete(w.nodes[0].peers, a.h)
+	w.nodes[0].drain()
+	w.s.RunFor(3 * time.Second)
+	if k, ok := c.n.SlotTrack(h, 0); !ok || k.Peer != "bob" {
+		t.Fatalf("after alice left the slot shows %v %v, want bob's", k, ok)
+	}
+	if err := view.checker.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if st := view.checker.Stats(bTag); st.Frames < 30 || view.checker.SSRCs() != 1 {
+		t.Fatalf("bob's frames %d on %d SSRCs", st.Frames, view.checker.SSRCs())
+	}
+}

@@ -64,6 +64,12 @@ type EndpointConfig struct {
 	// each published encoding (0: defaults).
 	HistoryPackets int
 	HistoryBytes   int
+	// Slots, when set, make the node choose the endpoint's subscriptions
+	// (see Slot): each slot shows one track of the room, following it as
+	// publishers come and go, once StartSlots is called. ExcludePeer's
+	// tracks are never shown (a viewer's own publishing session).
+	Slots       []Slot
+	ExcludePeer string
 }
 
 // Transmit is an RTP packet to send; Owner is the endpoint's Handle.
@@ -99,6 +105,7 @@ type slot struct {
 	gen  uint32
 	ep   *endpoint.Endpoint
 	room string
+	view *viewer // with EndpointConfig.Slots
 }
 
 // Node is the sans-IO SFU node. See the package doc for the run loop.
@@ -118,6 +125,7 @@ type Node struct {
 	router *sdn.Router
 	linkq  []Output // dial and close requests of the Router
 	lhead  int
+	refill []Handle // viewers whose slots may need a track
 }
 
 // New returns a Node.
@@ -231,7 +239,13 @@ func (n *Node) CreateEndpoint(now time.Time, cfg EndpointConfig) (Handle, error)
 		n.free = append(n.free, idx)
 		return 0, err
 	}
-	s.ep, s.room = ep, ""
+	s.ep, s.room, s.view = ep, "", nil
+	if len(cfg.Slots) > 0 {
+		s.view = &viewer{exclude: cfg.ExcludePeer, slots: make([]slotState, len(cfg.Slots))}
+		for i, sl := range cfg.Slots {
+			s.view.slots[i].Slot = sl
+		}
+	}
 	n.live++
 	return h, nil
 }
@@ -249,7 +263,7 @@ func (n *Node) CloseEndpoint(now time.Time, h Handle) error {
 		n.leave(now, h, s)
 	}
 	s.ep.Close()
-	s.ep = nil
+	s.ep, s.view = nil, nil
 	n.free = append(n.free, uint32(h)-1)
 	n.live--
 	// Nothing more is polled for h: its queued packets, feedback and
@@ -418,13 +432,23 @@ func (n *Node) SwitchSubscription(now time.Time, h Handle, fromPeer, fromTrack, 
 	}
 	from := endpoint.SubKey{Peer: fromPeer, Track: fromTrack}
 	to := endpoint.SubKey{Peer: toPeer, Track: toTrack}
+	if err := n.switchSubscription(now, h, s, from, to, payloadType); err != nil {
+		return err
+	}
+	n.drainNotices(now)
+	return nil
+}
+
+func clusterKey(k endpoint.SubKey) cluster.TrackKey { return cluster.TrackKey(k) }
+
+func (n *Node) switchSubscription(now time.Time, h Handle, s *slot, from, to endpoint.SubKey, payloadType uint8) error {
 	info, ok := n.cl.Info(s.room, cluster.TrackKey(to))
 	if !ok {
-		return fmt.Errorf("%w: %s/%s", cluster.ErrNoSuchTrack, toPeer, toTrack)
+		return fmt.Errorf("%w: %s/%s", cluster.ErrNoSuchTrack, to.Peer, to.Track)
 	}
 	lt, ok := s.ep.Subscription(from)
 	if !ok {
-		return fmt.Errorf("%w: %s/%s", endpoint.ErrNotSubscribed, fromPeer, fromTrack)
+		return fmt.Errorf("%w: %s/%s", endpoint.ErrNotSubscribed, from.Peer, from.Track)
 	}
 	if info.Kind != lt.Kind() {
 		return fmt.Errorf("%w: cannot switch a %v subscription to a %v track", endpoint.ErrInvalidTrack, lt.Kind(), info.Kind)
@@ -438,7 +462,6 @@ func (n *Node) SwitchSubscription(now time.Time, h Handle, fromPeer, fromTrack, 
 		return err // unreachable: the source exists and lt was detached
 	}
 	n.event(h, endpoint.SubscriptionChanged{Key: to, SSRC: lt.SSRC(), Kind: info.Kind, State: endpoint.SubscriptionActive})
-	n.drainNotices(now)
 	return nil
 }
 
@@ -720,6 +743,9 @@ func (n *Node) event(h Handle, e endpoint.Event) {
 		n.events, n.ehead = n.events[:0], 0
 	}
 	n.events = append(n.events, Event{Endpoint: h, Event: e})
+	if s := n.slot(h); s != nil && s.view != nil {
+		n.slotEvent(h, s, e)
+	}
 }
 
 // pumpRouter hands the Router's events and data to the cluster, and
@@ -773,6 +799,12 @@ func (n *Node) drainNotices(now time.Time) {
 		no, ok := n.cl.PollNotice()
 		if !ok {
 			if n.pumpRouter(now) {
+				continue
+			}
+			if k := len(n.refill); k > 0 {
+				h := n.refill[0]
+				n.refill = append(n.refill[:0], n.refill[1:]...)
+				n.fillSlots(now, h)
 				continue
 			}
 			return

@@ -32,7 +32,6 @@ const (
 	DefaultMaxSessions    = 1000
 	DefaultConnectTimeout = 30 * time.Second
 	consentCheckInterval  = time.Second
-	maxEventRounds        = 16
 	// twccInterval is how often publishers get transport-wide congestion
 	// control feedback: what their bandwidth estimate (and so their
 	// bitrate and simulcast layers) ramps up on.
@@ -140,7 +139,6 @@ type peer struct {
 	created                time.Time
 	// restartAnswer is the answer to the last ICE restart, for a retry.
 	restartAnswer string
-	slots         []slot
 	// twcc records a publisher's transport-wide sequence numbers and
 	// builds the feedback its congestion controller needs (nil when
 	// transport-cc was not negotiated). twccExt is the extension id.
@@ -152,16 +150,6 @@ type peer struct {
 	// sections are filled only then, so the keyframe each subscription
 	// starts on is not dropped for want of keys.
 	connected bool
-}
-
-// slot is a WHEP media section: fixed SSRC, filled with a room track.
-type slot struct {
-	mid  string
-	kind track.Kind
-	ssrc uint32
-	pts  map[track.Codec]uint8
-	cur  endpoint.SubKey // zero: empty
-	gone bool            // cur's source was withdrawn
 }
 
 // New opens the sockets. Call Run to serve.
@@ -379,38 +367,27 @@ func (d *Driver) input(now time.Time, h core.Handle, pkt []byte, rtcp bool) {
 	d.mu.Unlock()
 }
 
-// drainLocked sends what the node has to send and acts on its events.
-// RTP is marshalled, encrypted and batched as it is polled; the batch
-// goes out when the node has nothing more, or before anything else is
-// acted on.
+// drainLocked sends what the node has to send. RTP is marshalled,
+// encrypted and batched as it is polled; the batch goes out when the node
+// has nothing more. Events need no action here: what a viewer's media
+// sections show is the core's policy (core.Slot).
 func (d *Driver) drainLocked(now time.Time) {
 	n := 0
-	for round := 0; round < maxEventRounds; round++ {
-		acted := false
-		for {
-			o, ok := d.node.Poll(d.rtcpBuf)
-			if !ok {
-				break
-			}
-			switch o.Kind {
-			case core.OutputRTP:
-				n = d.sendTransmit(&o.RTP, n)
-				continue
-			case core.OutputRTCP:
-				if p := d.peers[o.Endpoint]; p != nil {
-					_ = p.sess.WriteRTCP(o.Data)
-				}
-			case core.OutputEvent:
-				if p := d.peers[o.Endpoint]; p != nil && p.role == whip.Subscribe {
-					acted = d.onViewerEvent(now, p, o.Event) || acted
-				}
-			}
-		}
-		n = d.flushBatch()
-		if !acted {
+	for {
+		o, ok := d.node.Poll(d.rtcpBuf)
+		if !ok {
 			break
 		}
+		switch o.Kind {
+		case core.OutputRTP:
+			n = d.sendTransmit(&o.RTP, n)
+		case core.OutputRTCP:
+			if p := d.peers[o.Endpoint]; p != nil {
+				_ = p.sess.WriteRTCP(o.Data)
+			}
+		}
 	}
+	d.flushBatch()
 	if at, ok := d.node.PollTimeout(); ok && at.Before(d.sleep) {
 		d.sleep = at
 		select {
@@ -546,11 +523,14 @@ func (d *Driver) Offer(ctx context.Context, req whip.Request) (whip.Answer, erro
 	// A viewer joins the room under its peer id plus "#whep", so one
 	// participant (one token) can publish by WHIP and watch by WHEP; its
 	// own tracks stay out of its view (slotCandidates).
-	member := req.PeerID
+	ecfg := core.EndpointConfig{PeerID: req.PeerID, Extensions: extensions(neg)}
 	if req.Role == whip.Subscribe {
-		member += "#whep"
+		// The core chooses what the viewer's media sections show
+		// (core.Slot): the room's tracks, never its own peer's.
+		ecfg.PeerID += "#whep"
+		ecfg.Slots, ecfg.ExcludePeer = viewerSlots(neg), req.PeerID
 	}
-	h, err := d.node.CreateEndpoint(now, core.EndpointConfig{PeerID: member, Extensions: extensions(neg)})
+	h, err := d.node.CreateEndpoint(now, ecfg)
 	if err != nil {
 		return whip.Answer{}, classify(err)
 	}
@@ -603,9 +583,6 @@ func (d *Driver) Offer(ctx context.Context, req whip.Request) (whip.Answer, erro
 		}
 	}
 	d.byID[p.id] = p
-	if req.Role == whip.Subscribe {
-		d.initSlots(p, neg)
-	}
 	d.mux.Register(ufrag, sess)
 	d.stats.SessionsOpened++
 	d.drainLocked(now)
@@ -659,7 +636,7 @@ func (d *Driver) markConnected(h core.Handle) {
 		p.connected = true
 		now := time.Now()
 		if p.role == whip.Subscribe {
-			d.fillSlotsLocked(now, p)
+			_ = d.node.StartSlots(now, h)
 		}
 		d.drainLocked(now)
 	}()
@@ -771,114 +748,28 @@ func (d *Driver) publishLocked(now time.Time, h core.Handle, neg *webrtc.Negotia
 	return nil
 }
 
-func (d *Driver) initSlots(p *peer, neg *webrtc.Negotiated) {
+// viewerSlots are a WHEP viewer's media sections as core slots: each
+// SSRC we send on, and every codec the viewer accepted there.
+func viewerSlots(neg *webrtc.Negotiated) []core.Slot {
+	var slots []core.Slot
 	for _, m := range neg.Media {
 		if m.Rejected || m.Direction != webrtc.SendOnly {
 			continue
 		}
-		s := slot{mid: m.MID, ssrc: m.LocalSSRC, pts: map[track.Codec]uint8{}}
-		s.kind = track.KindVideo
+		s := core.Slot{SSRC: m.LocalSSRC, Kind: track.KindVideo, PayloadTypes: map[track.Codec]uint8{}}
 		if m.Kind == webrtc.KindAudio {
-			s.kind = track.KindAudio
+			s.Kind = track.KindAudio
 		}
-		for _, mc := range m.Codecs { // every codec the viewer accepted
+		for _, mc := range m.Codecs {
 			if c := track.CodecByName(mc.Name); c != track.CodecUnknown {
-				if _, dup := s.pts[c]; !dup {
-					s.pts[c] = mc.PayloadType
+				if _, dup := s.PayloadTypes[c]; !dup {
+					s.PayloadTypes[c] = mc.PayloadType
 				}
 			}
 		}
-		p.slots = append(p.slots, s)
+		slots = append(slots, s)
 	}
-}
-
-// slotCandidates lists the room's tracks a slot could show, newest first,
-// leaving out those another slot of p already shows.
-func (d *Driver) slotCandidates(p *peer, s *slot) []track.Info {
-	all := d.node.Cluster().Tracks(p.room)
-	var out []track.Info
-	for i := len(all) - 1; i >= 0; i-- {
-		t := all[i]
-		if t.Kind != s.kind || t.Peer == p.peerID {
-			continue
-		}
-		if _, ok := s.pts[t.Codec]; !ok {
-			continue
-		}
-		k := endpoint.SubKey{Peer: t.Peer, Track: t.Name}
-		taken := false
-		for j := range p.slots {
-			if p.slots[j].cur == k {
-				taken = true
-			}
-		}
-		if !taken {
-			out = append(out, t)
-		}
-	}
-	return out
-}
-
-// fillSlotsLocked gives every empty or orphaned slot a track, if the room
-// has one. It reports whether it changed anything.
-func (d *Driver) fillSlotsLocked(now time.Time, p *peer) bool {
-	if !p.connected {
-		return false
-	}
-	changed := false
-	for i := range p.slots {
-		s := &p.slots[i]
-		if s.cur != (endpoint.SubKey{}) && !s.gone {
-			continue
-		}
-		cands := d.slotCandidates(p, s)
-		if len(cands) == 0 {
-			continue
-		}
-		t := cands[0]
-		to := endpoint.SubKey{Peer: t.Peer, Track: t.Name}
-		var err error
-		if s.cur == (endpoint.SubKey{}) {
-			_, err = d.node.Subscribe(now, p.h, t.Peer, t.Name, endpoint.SubscribeOptions{SSRC: s.ssrc, PayloadType: s.pts[t.Codec], Spatial: -1, Temporal: -1})
-		} else {
-			err = d.node.SwitchSubscription(now, p.h, s.cur.Peer, s.cur.Track, t.Peer, t.Name, s.pts[t.Codec])
-		}
-		if err != nil {
-			d.log.LogAttrs(context.Background(), slog.LevelWarn, "whep: cannot fill media section", slog.String("id", p.id),
-				slog.String("mid", s.mid), slog.String("track", t.Peer+"/"+t.Name), slog.String("err", err.Error()))
-			continue
-		}
-		s.cur, s.gone = to, false
-		changed = true
-	}
-	return changed
-}
-
-// onViewerEvent keeps a WHEP session's slots following the room.
-func (d *Driver) onViewerEvent(now time.Time, p *peer, e endpoint.Event) bool {
-	switch e := e.(type) {
-	case endpoint.TrackPublished:
-		return d.fillSlotsLocked(now, p)
-	case endpoint.SubscriptionChanged:
-		for i := range p.slots {
-			s := &p.slots[i]
-			if s.cur != e.Key {
-				continue
-			}
-			switch e.State {
-			case endpoint.SubscriptionSourceGone:
-				s.gone = true
-			case endpoint.SubscriptionActive:
-				s.gone = false
-			case endpoint.SubscriptionEnded:
-				s.cur, s.gone = endpoint.SubKey{}, false
-			}
-		}
-		if e.State != endpoint.SubscriptionActive {
-			return d.fillSlotsLocked(now, p)
-		}
-	}
-	return false
+	return slots
 }
 
 // Patch implements whip.Backend. Trickled candidates need no action from
