@@ -6,8 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/sansrtc/sfu/cluster"
 	"github.com/sansrtc/sfu/endpoint"
 	"github.com/sansrtc/sfu/internal/testutil"
+	"github.com/sansrtc/sfu/sdn"
 	"github.com/sansrtc/sfu/track"
 )
 
@@ -112,6 +114,107 @@ func FuzzNode(f *testing.F) {
 		}
 		if c := n.Counts(); c != (Counts{}) {
 			t.Fatalf("live objects after everyone left: %+v", c)
+		}
+	})
+}
+
+// FuzzClusterNode drives node a of a linked pair (a publisher on b, a
+// subscriber on a) with what a misbehaving neighbour could send on the
+// link, decoded from the fuzzer's bytes: raw messages, forged directory
+// entries (map messages in sdn's wire format), forged media frames,
+// repairs and upstream feedback on the track's channel, besides real
+// media and time passing. Nothing may panic, and once every peer has
+// left and the soft state has expired, nothing may be left on either node.
+func FuzzClusterNode(f *testing.F) {
+	f.Add([]byte{0, 5, 1, 2, 3, 4, 5, 1, 0, 2, 9, 6, 6, 6, 3, 0, 4, 0, 5, 1})
+	f.Add([]byte{1, 1, 3, 'c', 'a', 'm', 2, 1, 0x90, 0x80, 0, 0, 6, 2, 7, 5, 3})
+	f.Add([]byte{2, 0, 1, 96, 0, 1, 0, 0, 0, 1, 0xff, 0, 0, 0x90, 0xc0, 0x80, 1, 1, 0})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m := newMemPair(t)
+		send := make([]byte, 1500)
+		m.pump(t, send)
+		m.advance(t, 2*time.Second, send)
+		pub, err := m.b.CreateEndpoint(m.now, EndpointConfig{PeerID: "x"})
+		must(t, err)
+		must(t, m.b.Join(m.now, pub, "room"))
+		must(t, m.b.Publish(m.now, pub, endpoint.TrackOptions{Name: "cam", Codec: track.CodecVP8, PayloadType: 96,
+			Encodings: []track.Encoding{{SSRC: 1111}}}))
+		sub, err := m.a.CreateEndpoint(m.now, EndpointConfig{PeerID: "y", AutoSubscribe: true})
+		must(t, err)
+		must(t, m.a.Join(m.now, sub, "room"))
+		m.advance(t, time.Second, send)
+		ch := cluster.ChannelID("room", "x", "cam", 0)
+		next := func() byte {
+			if len(data) == 0 {
+				return 0
+			}
+			b := data[0]
+			data = data[1:]
+			return b
+		}
+		take := func(n int) []byte {
+			n = min(n, len(data))
+			b := data[:n]
+			data = data[n:]
+			return b
+		}
+		in := make([]byte, 1500)
+		seq, pid := uint16(1), uint16(1)
+		var sdnSeq uint32 = 1 << 20
+		for len(data) > 0 {
+			var msg []byte
+			switch next() % 8 {
+			case 0: // raw bytes
+				msg = take(int(next()))
+			case 1: // a forged directory entry of b's, or of a node that does not exist
+				owner := uint32(2)
+				if next()%2 == 0 {
+					owner = uint32(next())
+				}
+				key := string(take(int(next() % 16)))
+				value := take(int(next() % 16))
+				msg = []byte{15}
+				msg = binary.BigEndian.AppendUint32(msg, owner)
+				msg = binary.BigEndian.AppendUint64(msg, uint64(next())<<40)
+				msg = binary.BigEndian.AppendUint32(msg, 0)
+				msg = binary.BigEndian.AppendUint16(msg, 1)
+				msg = append(msg, 6)
+				msg = append(msg, "r:room"...)
+				msg = append(msg, byte(len(key)))
+				msg = append(msg, key...)
+				msg = binary.BigEndian.AppendUint16(msg, uint16(len(value)))
+				msg = append(msg, value...)
+			case 2, 3, 4: // data, repair or feedback on the track's channel
+				typ := []byte{13, 18, 19}[next()%3]
+				msg = append([]byte{typ}, binary.BigEndian.AppendUint64(nil, ch)...)
+				if typ == 13 {
+					sdnSeq += uint32(next()%4) - 1
+					msg = binary.BigEndian.AppendUint32(msg, sdnSeq)
+				}
+				msg = append(msg, take(int(next()%48))...)
+			case 5: // time passes
+				m.advance(t, time.Duration(next())*20*time.Millisecond, send)
+				continue
+			case 6: // real media from b's publisher
+				_ = m.b.HandleRTP(m.now, pub, vp8Packet(in, 1111, seq, uint32(seq)*3000, pid, next()%8 == 0, 200))
+				seq, pid = seq+1, pid+1
+			case 7: // the subscriber leaves and comes back
+				if m.a.Leave(m.now, sub) == nil {
+					_ = m.a.Join(m.now, sub, "room")
+				}
+			}
+			if msg != nil {
+				m.a.HandleLinkMessage(m.now, 1, msg)
+			}
+			m.pump(t, send)
+		}
+		_ = m.a.CloseEndpoint(m.now, sub)
+		_ = m.b.CloseEndpoint(m.now, pub)
+		m.advance(t, sdn.DefaultSoftStateTimeout+cluster.DefaultSourceGrace+time.Second, send)
+		for _, n := range []*Node{m.a, m.b} {
+			if c := n.Counts(); c != (Counts{}) {
+				t.Fatalf("live objects after everyone left: %+v", c)
+			}
 		}
 	})
 }
