@@ -26,8 +26,9 @@ import (
 // stored packet as a mediaframe on every encoding some node pulls. A node
 // with subscribers to a remote track holds one relay RemoteTrack for it,
 // fed from the channels of the encodings its LocalTracks want (the one
-// asked for, the one forwarded and, while the asked-for one is silent,
-// those below it), so endpoint and LocalTrack cannot tell a relay from a
+// asked for, the one aimed at, the one forwarded and, when the asked-for
+// one stays silent for track.ActiveWindow after it is pulled, those below
+// it), so endpoint and LocalTrack cannot tell a relay from a
 // publisher. The relay keeps its own bounded history: subscribers' NACKs
 // are answered from it, and a hole it has itself is NACKed upstream (sdn
 // SendUpstream) and answered from the history of the nearest node above
@@ -116,6 +117,7 @@ type relay struct {
 	rt     *track.RemoteTrack
 	owner  sdn.NodeID
 	pulled []bool
+	since  []time.Time // when each pulled encoding was first asked for
 }
 
 // Attach connects the cluster to the overlay: rooms span the nodes of r.
@@ -491,7 +493,7 @@ func (c *Cluster) openRelay(now time.Time, ch *channel) {
 	for i := range encs {
 		encs[i].SSRC = uint32(i + 1) // names the encoding in the relay's feedback
 	}
-	rl := &relay{id: relayOwnerBit | n.nextID, ch: ch, owner: ch.remote.owner, pulled: make([]bool, len(encs))}
+	rl := &relay{id: relayOwnerBit | n.nextID, ch: ch, owner: ch.remote.owner, pulled: make([]bool, len(encs)), since: make([]time.Time, len(encs))}
 	rl.rt = track.NewRemoteTrack(track.RemoteConfig{Owner: rl.id, Info: ch.info, Encodings: encs, NACK: true, Relay: true}, n.out)
 	ch.relay = rl
 	n.relays[rl.id] = rl
@@ -543,8 +545,9 @@ func (c *Cluster) closeRelay(now time.Time, ch *channel) {
 	}
 }
 
-// pull subscribes the relay of ch to the encodings its LocalTracks want,
-// and unsubscribes it from the others.
+// pull subscribes the relay of ch to the encodings its LocalTracks want
+// (the one asked for, the one aimed at, the one forwarded), and
+// unsubscribes it from the others.
 func (c *Cluster) pull(now time.Time, ch *channel) {
 	rl := ch.relay
 	if rl == nil {
@@ -555,7 +558,10 @@ func (c *Cluster) pull(now time.Time, ch *channel) {
 	for _, s := range ch.subs {
 		w, t, cur := s.lt.Encodings()
 		want[w], want[t], want[cur] = true, true, true
-		if !rl.rt.Active(w, now) {
+		// An encoding pulled for a while that still sends nothing is one
+		// the publisher does not send (browsers drop layers): pull those
+		// below it too, so the LocalTrack can fall back to one.
+		if rl.pulled[w] && !rl.rt.Active(w, now) && now.Sub(rl.since[w]) >= track.ActiveWindow {
 			for e := 0; e < w; e++ {
 				want[e] = true
 			}
@@ -564,7 +570,7 @@ func (c *Cluster) pull(now time.Time, ch *channel) {
 	for i := range rl.pulled {
 		switch {
 		case want[i] && !rl.pulled[i]:
-			rl.pulled[i] = true
+			rl.pulled[i], rl.since[i] = true, now
 			n.byChan[ch.ids[i]] = chanRef{ch: ch, enc: i}
 			_ = n.r.SubscribeSource(now, ch.ids[i], rl.owner)
 		case !want[i] && rl.pulled[i]:

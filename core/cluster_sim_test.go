@@ -1155,3 +1155,105 @@ func TestClusterSlotsFollowTheRoom(t *testing.T) {
 		t.Fatalf("bob's frames %d on %d SSRCs", st.Frames, view.checker.SSRCs())
 	}
 }
+
+// kfCounter is a Source whose keyframe requests are counted.
+type kfCounter struct {
+	testutil.Source
+	n int
+}
+
+func (k *kfCounter) RequestKeyframe() { k.n++; k.Source.RequestKeyframe() }
+
+// TestClusterSimulcastPullsLayers: a viewer two nodes from a simulcast
+// publisher gets the encoding it asks for, and the nodes on the way pull
+// only that one: each encoding is its own channel, the source node sends
+// the others to nobody, and a keyframe request names the encoding it is
+// for. Asking for another encoding switches up at its keyframe, and the
+// old one stops being pulled; when the publisher stops sending the one
+// asked for, the viewer falls back to the best one below.
+func TestClusterSimulcastPullsLayers(t *testing.T) {
+	w := newCWorld(t, 990)
+	chain(w, 3, 3*time.Millisecond, 0)
+	w.startAll()
+	w.s.RunFor(3 * time.Second)
+	c := w.nodes[2]
+	now := w.s.Now()
+	h, err := c.n.CreateEndpoint(now, EndpointConfig{PeerID: "viewer"})
+	must(t, err)
+	view := &cpeer{id: "viewer", room: "room", node: c, h: h, alive: true, sources: map[uint32]testutil.Source{}, told: map[string]bool{},
+		up: &testutil.Link{Latency: 2 * time.Millisecond}, down: &testutil.Link{Latency: 2 * time.Millisecond},
+		checker: testutil.NewChecker(testutil.CheckerConfig{Name: "viewer"})}
+	c.peers[h] = view
+	must(t, c.n.Join(now, h, "room"))
+	c.drain()
+
+	pub := w.join(w.nodes[0], "alice", "room")
+	tag := testutil.TagOf("room", "alice", "cam")
+	view.checker.Allow(tag)
+	sim := testutil.NewSimulcastVP8(w.s.Rand, testutil.SimulcastConfig{SSRCs: [3]uint32{1000, 1001, 1002}, Tag: tag,
+		FPS: 30, BitrateBps: 600_000, KeyframeInterval: 20 * time.Second})
+	var layers [3]*kfCounter
+	for i := range layers {
+		layers[i] = &kfCounter{Source: sim.Layer(i)}
+		pub.sources[uint32(1000+i)] = layers[i]
+	}
+	must(t, w.nodes[0].n.Publish(w.s.Now(), pub.h, endpoint.TrackOptions{Name: "cam", Codec: track.CodecVP8,
+		Encodings: []track.Encoding{{SSRC: 1000}, {SSRC: 1001}, {SSRC: 1002}}}))
+	w.nodes[0].drain()
+	testutil.RunSource(w.s, sim, func() bool { return !pub.alive }, func(now time.Time, pkt []byte) {
+		w.s.Send(pub.up, len(pkt), func(now time.Time) {
+			_ = w.nodes[0].n.HandleRTP(now, pub.h, pkt)
+			w.nodes[0].drain()
+		})
+	})
+	w.s.RunFor(time.Second)
+	if _, err := c.n.Subscribe(w.s.Now(), h, "alice", "cam", endpoint.SubscribeOptions{Spatial: 0, Temporal: -1}); err != nil {
+		t.Fatal(err)
+	}
+	c.drain()
+	w.s.RunFor(2 * time.Second)
+	downs := func() [3]int {
+		var d [3]int
+		for i := range d {
+			d[i] = w.nodes[0].n.Router().Downstreams(cluster.ChannelID("room", "alice", "cam", i))
+		}
+		return d
+	}
+	if d := downs(); d != [3]int{1, 0, 0} {
+		t.Fatalf("asking for the lowest encoding, the source node sends encodings to %v nodes", d)
+	}
+	if layers[1].n != 0 || layers[2].n != 0 || layers[0].n == 0 {
+		t.Fatalf("keyframe requests per encoding %d %d %d, want only the lowest", layers[0].n, layers[1].n, layers[2].n)
+	}
+	if st := view.checker.Stats(tag); st.Frames < 45 {
+		t.Fatalf("%d frames of the lowest encoding", st.Frames)
+	}
+	must(t, c.n.SetTargetLayers(w.s.Now(), h, "alice", "cam", 2, -1))
+	c.drain()
+	w.s.RunFor(2 * time.Second)
+	ep, _ := c.n.Endpoint(h)
+	lt, _ := ep.Subscription(endpoint.SubKey{Peer: "alice", Track: "cam"})
+	if cur, _ := lt.CurrentLayers(); cur != 2 {
+		t.Fatalf("forwarding encoding %d after asking for 2", cur)
+	}
+	if d := downs(); d != [3]int{0, 0, 1} {
+		t.Fatalf("after the switch the source node sends encodings to %v nodes", d)
+	}
+	if layers[2].n == 0 || layers[1].n != 0 {
+		t.Fatalf("keyframe requests per encoding %d %d %d, want the highest asked", layers[0].n, layers[1].n, layers[2].n)
+	}
+	// The publisher stops sending the top encoding (as a browser does
+	// when its bandwidth falls): the relay pulls those below, and the
+	// viewer falls back to the middle one.
+	sim.SetActive(2, false)
+	w.s.RunFor(3 * time.Second)
+	if cur, _ := lt.CurrentLayers(); cur != 1 {
+		t.Fatalf("forwarding encoding %d after the top one stopped, want 1", cur)
+	}
+	if st := view.checker.Stats(tag); st.LastPacketAt.Before(w.s.Now().Add(-200 * time.Millisecond)) {
+		t.Fatalf("viewer stopped receiving at %v", st.LastPacketAt.Sub(testutil.Epoch))
+	}
+	if err := view.checker.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
