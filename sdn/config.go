@@ -27,10 +27,17 @@ const (
 	DefaultGossipInterval   = 500 * time.Millisecond
 	DefaultSoftStateTimeout = 10 * time.Second
 	DefaultMaxOwners        = 4096
-	DefaultMaxEntries       = 4096
+	DefaultMaxEntries       = 16384
 	DefaultMaxValueLen      = 1024
 	DefaultMaxChannels      = 65536
+	DefaultScopedMapPrefix  = "r:"
+	DefaultMaxScopedMaps    = 65536
+	DefaultMaxScopedEntries = 1 << 18
 )
+
+// NoScopedMaps as Config.ScopedMapPrefix makes every map global: no map
+// name can start with it (names starting with a zero byte are reserved).
+const NoScopedMaps = "\x00"
 
 // Config configures a Router. The zero value works except that ID is
 // required; every other zero field takes the default named in its comment.
@@ -105,12 +112,33 @@ type Config struct {
 	// SoftStateTimeout drops an owner's map entries when nothing it sent
 	// is younger than this (default 10s).
 	SoftStateTimeout time.Duration
-	// MaxOwners bounds the owners whose entries a node stores (default
-	// 4096); MaxEntries the entries per owner (default 4096); MaxValueLen a
-	// value's size (default 1024). Keys and map names are at most 255 bytes.
+	// MaxOwners bounds the owners whose entries a node stores, of the
+	// global maps together and of each scoped map (default 4096);
+	// MaxEntries a node's own entries in one map (default 16384: a node
+	// with 5000 peers in one room, each with a member and two track
+	// entries); MaxValueLen a value's size (default 1024). Keys and map
+	// names are at most 255 bytes. A node's own entries of all global
+	// maps together are also bounded by what one message carries (about
+	// 1 MiB encoded, at most 65535 entries).
 	MaxOwners   int
 	MaxEntries  int
 	MaxValueLen int
+	// ScopedMapPrefix marks the scoped maps: those whose name starts with
+	// it (default "r:", the rooms of package cluster). A scoped map is
+	// kept only by the nodes that write or subscribe to it and by its
+	// home node, instead of by every node (see the package doc,
+	// Replicated maps). NoScopedMaps makes every map global. Every node of
+	// a cluster must agree on it.
+	ScopedMapPrefix string
+	// MaxScopedMaps bounds the scoped maps a node holds (default 65536):
+	// beyond it, a home refuses maps that other nodes bring (counted in
+	// Stats.LimitDrops); the node's own writes and subscriptions are not
+	// refused. MaxScopedEntries bounds the entries of other owners a node
+	// stores of all scoped maps together, as home and as subscriber
+	// (default 262144, some 30-40 MiB with directory-sized entries); what
+	// exceeds it is dropped and counted.
+	MaxScopedMaps    int
+	MaxScopedEntries int
 
 	// Logger receives debug logs; default discards.
 	Logger *slog.Logger
@@ -131,7 +159,8 @@ func (c *Config) Validate() error {
 	if c.LossWeight < 0 || c.SwitchGain < 0 || c.SwitchGain >= 1 {
 		return errors.New("sdn: LossWeight or SwitchGain out of range")
 	}
-	if c.MaxChannels < 0 || c.MaxOwners < 0 || c.MaxEntries < 0 || c.MaxValueLen < 0 || c.MaxValueLen > 65535 {
+	if c.MaxChannels < 0 || c.MaxOwners < 0 || c.MaxEntries < 0 || c.MaxValueLen < 0 || c.MaxValueLen > 65535 ||
+		c.MaxScopedMaps < 0 || c.MaxScopedEntries < 0 {
 		return errors.New("sdn: size limit out of range")
 	}
 	for _, s := range c.Seeds {
@@ -180,6 +209,15 @@ func (c *Config) withDefaults() {
 	}
 	if c.MaxValueLen == 0 {
 		c.MaxValueLen = DefaultMaxValueLen
+	}
+	if c.ScopedMapPrefix == "" {
+		c.ScopedMapPrefix = DefaultScopedMapPrefix
+	}
+	if c.MaxScopedMaps == 0 {
+		c.MaxScopedMaps = DefaultMaxScopedMaps
+	}
+	if c.MaxScopedEntries == 0 {
+		c.MaxScopedEntries = DefaultMaxScopedEntries
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -2,6 +2,7 @@ package sdn
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
 	"time"
 )
@@ -276,6 +277,9 @@ func decodes(p []byte) bool {
 	case mOwner:
 		var m ownerMsg
 		return m.decode(p)
+	case mMapSync, mMapWant, mMapPut, mMapDigest:
+		var m mapMsg
+		return m.decode(p)
 	case mHello:
 		var m hello
 		return m.decode(p)
@@ -287,4 +291,87 @@ func decodes(p []byte) bool {
 		return m.decode(p)
 	}
 	return false
+}
+
+// mapMsgSeeds are one valid message of each scoped-map type, for map
+// "r:m": a sync, a want, a full put, a delta put and a digest.
+func mapMsgSeeds() [][]byte {
+	ent := appendMapEnt(nil, "k", []byte("v"), false)
+	del := appendMapEnt(nil, "gone", nil, true)
+	sync := []byte{0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 7}
+	dig := appendDigestEnt(nil, digestEnt{owner: 1, version: 7, ageMs: 3})
+	var out [][]byte
+	for _, m := range []mapMsg{
+		{t: mMapSync, src: 1, ttl: 9, name: []byte("r:m"), flags: syncSub | syncWriter, ver: 5, n: 1, ents: sync},
+		{t: mMapWant, dst: 2, src: 1, ttl: 9, delayMs: 4, name: []byte("r:m"), ver: 5},
+		{t: mMapPut, src: 1, ttl: 9, name: []byte("r:m"), owner: 1, ver: 5, full: true, parts: 1, n: 1, ents: ent},
+		{t: mMapPut, dst: 2, src: 1, ttl: 9, name: []byte("r:m"), owner: 3, ver: 6, base: 5, ageMs: 10, parts: 1, n: 2, ents: append(ent, del...)},
+		{t: mMapDigest, dst: 2, src: 1, ttl: 9, name: []byte("r:m"), n: 1, ents: dig},
+	} {
+		out = append(out, m.append(nil))
+	}
+	return out
+}
+
+func FuzzMapMsg(f *testing.F) {
+	roundTrip(f, mapMsgSeeds(), (*mapMsg).decode, (*mapMsg).append)
+}
+
+// FuzzScopedSequence feeds a sequence of messages (each prefixed by a
+// two-byte length) to a Router that writes and subscribes to a scoped
+// map, with timeouts in between: nothing panics, and the count of stored
+// entries that MaxScopedEntries bounds stays exact.
+func FuzzScopedSequence(f *testing.F) {
+	seq := func(msgs ...[]byte) []byte {
+		var b []byte
+		for _, m := range msgs {
+			b = append(b, byte(len(m)>>8), byte(len(m)))
+			b = append(b, m...)
+		}
+		return b
+	}
+	s := mapMsgSeeds()
+	f.Add(seq(s...))
+	f.Add(seq(s[2], s[3], s[4], s[0]))
+	part := func(part, parts uint16) []byte {
+		m := mapMsg{t: mMapPut, dst: 2, src: 1, ttl: 9, name: []byte("r:m"), owner: 3, ver: 9, full: true, part: part, parts: parts, n: 1,
+			ents: appendMapEnt(nil, fmt.Sprint("k", part), []byte("v"), false)}
+		return m.append(nil)
+	}
+	f.Add(seq(part(0, 3), part(2, 3), part(2, 3), part(1, 3), s[3]))
+	f.Fuzz(func(t *testing.T, p []byte) {
+		_, b := pair(t)
+		b.cfg.MaxScopedEntries = 8
+		now := epoch.Add(time.Millisecond)
+		_ = b.MapSet(now, "r:m", "k", []byte("v"))
+		b.SubscribeMap(now, "r:m")
+		b.SubscribeMap(now, "r:n")
+		for len(p) >= 2 {
+			n := min(int(p[0])<<8|int(p[1]), len(p)-2)
+			msg := p[2 : 2+n]
+			p = p[2+n:]
+			now = now.Add(100 * time.Millisecond)
+			b.HandleMessage(now, 1, msg)
+			b.HandleTimeout(now)
+			for _, ok := b.PollTransmit(); ok; _, ok = b.PollTransmit() {
+			}
+			for _, ok := b.PollEvent(); ok; _, ok = b.PollEvent() {
+			}
+			stored := 0
+			for _, s := range b.kv.sc.list {
+				for _, o := range s.owners {
+					stored += len(o.ents)
+					if o.stage != nil {
+						stored += len(o.stage.ents)
+					}
+				}
+			}
+			if stored != b.kv.sc.nents || stored > b.cfg.MaxScopedEntries {
+				t.Fatalf("%d entries stored, counted %d (bound %d)", stored, b.kv.sc.nents, b.cfg.MaxScopedEntries)
+			}
+		}
+		b.UnsubscribeMap("r:n")
+		b.Close(now)
+		b.HandleTimeout(now.Add(time.Minute))
+	})
 }

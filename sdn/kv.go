@@ -55,6 +55,7 @@ type kvstore struct {
 	// writes could reach a version the others still hold with the old
 	// entries, and be ignored as known. Version 0 stays "never wrote".
 	base uint64
+	sc   scoped // the maps named with Config.ScopedMapPrefix
 }
 
 func (kv *kvstore) init(r *Router, now time.Time) {
@@ -66,6 +67,7 @@ func (kv *kvstore) init(r *Router, now time.Time) {
 	kv.owners[r.id] = kv.me
 	kv.list = []*owner{kv.me}
 	kv.nextGossip = now.Add(r.cfg.GossipInterval)
+	kv.sc.init(now)
 }
 
 func (kv *kvstore) deadline() time.Time {
@@ -75,6 +77,9 @@ func (kv *kvstore) deadline() time.Time {
 	}
 	if !kv.expireAt.IsZero() && kv.expireAt.Before(t) {
 		t = kv.expireAt
+	}
+	if e := kv.sdeadline(); !e.IsZero() && e.Before(t) {
+		t = e
 	}
 	return t
 }
@@ -105,12 +110,22 @@ func (kv *kvstore) expire(now time.Time) {
 }
 
 // MapSet sets key in the named map to value, owned by this node. It
-// replicates to every node; subscribers see EventMapSet. The value is
-// copied.
+// replicates to every node, or for a scoped map (Config.ScopedMapPrefix)
+// to the map's home and from there to the nodes that subscribe to it;
+// subscribers see EventMapSet. The value is copied.
 func (r *Router) MapSet(now time.Time, name, key string, value []byte) error {
 	r.begin(now)
 	if strings.HasPrefix(name, "\x00") {
 		return ErrReserved
+	}
+	if len(name) == 0 || len(name) > 255 || len(key) > 255 {
+		return ErrKeyTooLong
+	}
+	if len(value) > r.cfg.MaxValueLen {
+		return ErrValueTooBig
+	}
+	if r.kv.isScoped(name) {
+		return r.kv.sset(name, key, value)
 	}
 	return r.kv.set(name, key, value)
 }
@@ -118,16 +133,26 @@ func (r *Router) MapSet(now time.Time, name, key string, value []byte) error {
 // MapDelete deletes this node's entry key of the named map.
 func (r *Router) MapDelete(now time.Time, name, key string) {
 	r.begin(now)
-	if !strings.HasPrefix(name, "\x00") {
+	switch {
+	case strings.HasPrefix(name, "\x00"):
+	case r.kv.isScoped(name):
+		r.kv.sdel(name, key)
+	default:
 		r.kv.del(name, key)
 	}
 }
 
 // SubscribeMap subscribes to the named map: an EventMapSet for every
 // current entry now, then one for every change and an EventMapDelete for
-// every deletion (including an owner's entries vanishing with it).
+// every deletion (including an owner's entries vanishing with it). A
+// scoped map's entries of other owners are fetched from its home, so
+// they follow as events.
 func (r *Router) SubscribeMap(now time.Time, name string) {
 	r.begin(now)
+	if r.kv.isScoped(name) {
+		r.kv.ssubscribe(name)
+		return
+	}
 	if r.kv.subs[name] {
 		return
 	}
@@ -141,8 +166,16 @@ func (r *Router) SubscribeMap(now time.Time, name string) {
 	}
 }
 
-// UnsubscribeMap stops the events of a map.
-func (r *Router) UnsubscribeMap(name string) { delete(r.kv.subs, name) }
+// UnsubscribeMap stops the events of a map. A node forgets the other
+// owners' entries of a scoped map it no longer subscribes to (unless it
+// is the map's home).
+func (r *Router) UnsubscribeMap(name string) {
+	if r.kv.isScoped(name) {
+		r.kv.sunsubscribe(name)
+		return
+	}
+	delete(r.kv.subs, name)
+}
 
 // MapEntry is one entry of a map.
 type MapEntry struct {
@@ -152,8 +185,12 @@ type MapEntry struct {
 }
 
 // MapEntries lists the entries of a map this node currently knows, by
-// owner and key.
+// owner and key: of a scoped map, only its own unless it subscribes to
+// the map or is its home.
 func (r *Router) MapEntries(name string) []MapEntry {
+	if r.kv.isScoped(name) {
+		return r.kv.sentries(name)
+	}
 	var out []MapEntry
 	for _, o := range r.kv.list {
 		for _, e := range o.ents {
@@ -165,21 +202,28 @@ func (r *Router) MapEntries(name string) []MapEntry {
 	return out
 }
 
+// maxOwnerBytes bounds the encoded entries of one owner of the global
+// maps: all of them travel in one mOwner message.
+const maxOwnerBytes = maxMsgLen - 19
+
 func (kv *kvstore) set(name, key string, value []byte) error {
 	r := kv.r
-	if len(name) == 0 || len(name) > 255 || len(key) > 255 {
-		return ErrKeyTooLong
-	}
-	if len(value) > r.cfg.MaxValueLen {
-		return ErrValueTooBig
-	}
 	e := kvEnt{name: name, key: key}
 	i, found := slices.BinarySearchFunc(kv.me.ents, e, cmpEnt)
 	if found {
 		if bytes.Equal(kv.me.ents[i].value, value) {
 			return nil
 		}
-	} else if len(kv.me.ents) >= r.cfg.MaxEntries {
+	} else if len(kv.me.ents) >= 65535 || kv.count(kv.me.ents, name) >= r.cfg.MaxEntries {
+		return ErrMapFull
+	}
+	size := 0
+	for j, x := range kv.me.ents {
+		if j != i || !found {
+			size += 4 + len(x.name) + len(x.key) + len(x.value)
+		}
+	}
+	if size+4+len(name)+len(key)+len(value) > maxOwnerBytes {
 		return ErrMapFull
 	}
 	old := slices.Clone(kv.me.ents)
@@ -193,6 +237,18 @@ func (kv *kvstore) set(name, key string, value []byte) error {
 	return nil
 }
 
+// count is how many of ents (sorted) are in the named map.
+func (kv *kvstore) count(ents []kvEnt, name string) int {
+	lo, _ := slices.BinarySearchFunc(ents, name, func(e kvEnt, n string) int { return strings.Compare(e.name, n) })
+	hi, _ := slices.BinarySearchFunc(ents, name, func(e kvEnt, n string) int {
+		if e.name <= n {
+			return -1
+		}
+		return 1
+	})
+	return hi - lo
+}
+
 func (kv *kvstore) del(name, key string) {
 	i, found := slices.BinarySearchFunc(kv.me.ents, kvEnt{name: name, key: key}, cmpEnt)
 	if !found {
@@ -204,6 +260,7 @@ func (kv *kvstore) del(name, key string) {
 }
 
 func (kv *kvstore) leave() {
+	kv.sleave()
 	if len(kv.me.ents) == 0 {
 		return
 	}
@@ -269,8 +326,13 @@ func (kv *kvstore) timeout(now time.Time) {
 	if !kv.expireAt.IsZero() && !now.Before(kv.expireAt) {
 		kv.expire(now)
 	}
+	if !kv.sc.expireAt.IsZero() && !now.Before(kv.sc.expireAt) {
+		kv.sexpire(now)
+	}
+	kv.routesChanged()
 	if !kv.flushAt.IsZero() && !now.Before(kv.flushAt) {
 		kv.flushAt = time.Time{}
+		kv.sflush()
 		for _, o := range kv.list {
 			if !o.dirty {
 				continue
@@ -294,6 +356,7 @@ func (kv *kvstore) timeout(now time.Time) {
 			kv.sendDigest(l)
 		}
 	}
+	kv.stick()
 }
 
 func (kv *kvstore) neighbourUp(l *link) { kv.sendDigest(l) }
@@ -399,10 +462,6 @@ func (kv *kvstore) handleOwner(l *link, m *ownerMsg) {
 	} else if m.version == 0 {
 		return // an owner that never wrote: nothing to store
 	}
-	if m.n > r.cfg.MaxEntries {
-		r.stats.LimitDrops++
-		return
-	}
 	ents := make([]kvEnt, 0, m.n)
 	it := ownerIter{r: reader{b: m.ents}}
 	for range m.n {
@@ -415,6 +474,15 @@ func (kv *kvstore) handleOwner(l *link, m *ownerMsg) {
 	}
 	slices.SortFunc(ents, cmpEnt)
 	ents = slices.CompactFunc(ents, func(a, b kvEnt) bool { return cmpEnt(a, b) == 0 })
+	for i, run := 0, 0; i < len(ents); i++ {
+		if run++; i > 0 && ents[i].name != ents[i-1].name {
+			run = 1
+		}
+		if run > r.cfg.MaxEntries {
+			r.stats.LimitDrops++
+			return
+		}
+	}
 	if o == nil {
 		if len(kv.list) >= r.cfg.MaxOwners {
 			r.stats.LimitDrops++

@@ -327,6 +327,13 @@ func (r *Router) HandleMessage(now time.Time, id LinkID, data []byte) {
 		}
 		r.kv.handleOwner(l, &m)
 		return
+	case mMapSync, mMapWant, mMapPut, mMapDigest:
+		var m mapMsg
+		if !m.decode(data) {
+			r.stats.Malformed++
+			return
+		}
+		r.kv.handleMap(l, &m, data)
 	case mHello, mHelloAck, mAuth:
 		r.handshakeRepeat(l, t, data)
 	}

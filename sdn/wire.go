@@ -30,7 +30,12 @@ const (
 	mRdv      msgType = 17 // dst u32, src u32, ttl u8, kind u8, ch u64, source u32
 	mRepair   msgType = 18 // ch u64, payload: data outside the sequence (a retransmission)
 	mUp       msgType = 19 // ch u64, payload: opaque feedback to the upstream
-	mMax      msgType = 20
+	// The messages of scoped maps are routed: mapHdr, then their fields.
+	mMapSync   msgType = 20 // mapHdr, flags u8, version u64, n u16, n × (owner u32, version u64)
+	mMapWant   msgType = 21 // mapHdr, version u64
+	mMapPut    msgType = 22 // mapHdr, owner u32, version u64, base u64, age ms u32, full u8, part u16, parts u16, n u16, n × mapEnt
+	mMapDigest msgType = 23 // mapHdr, n u16, n × (owner u32, version u64, age ms u32)
+	mMax       msgType = 24
 )
 
 const (
@@ -549,4 +554,210 @@ func (m *rdv) decode(p []byte) bool {
 	m.source = NodeID(r.u32())
 	return ok && r.done() && m.src != 0 && m.kind >= rdvAnnounce && m.kind <= rdvReply &&
 		(m.kind == rdvLookup || m.source != 0)
+}
+
+// A scoped map's messages are routed like rdv: toward dst, or, when dst
+// is zero, toward the home of the map. The header is
+//
+//	type u8, dst u32, src u32, ttl u8, delay ms u32, name u8+bytes
+//
+// where delay is the time the message has spent on the way: every node
+// that receives it adds its link's whole round trip (rounded up), so an
+// age carried inside errs old, never young.
+const (
+	mapTTLOff    = 9
+	mapDelayOff  = 10
+	mapSyncEnt   = 12
+	mapDigestEnt = 16
+	// mapChunkLen bounds the entries of one mMapPut; an owner's entries
+	// of a map beyond it are split into parts.
+	mapChunkLen = 1 << 16
+)
+
+// Flags of mMapSync.
+const (
+	syncSub    uint8 = 1 // the sender subscribes to the map
+	syncWriter uint8 = 2 // the sender has entries in it (version is theirs)
+)
+
+// mapEnt operations of mMapPut: a set carries a value, a delete none.
+const (
+	opSet uint8 = 0
+	opDel uint8 = 1
+)
+
+// mapMsg is every message of a scoped map. Fields a type does not carry
+// stay zero; ents is the validated list of its n entries.
+type mapMsg struct {
+	t        msgType
+	dst, src NodeID
+	ttl      uint8
+	delayMs  uint32
+	name     []byte
+
+	flags       uint8  // sync
+	owner       NodeID // put
+	ver         uint64 // sync, want, put
+	base        uint64 // put: the version a delta applies to
+	ageMs       uint32 // put
+	full        bool   // put: the whole of the owner's entries (or a part of them)
+	part, parts uint16 // put
+	n           int    // sync, put, digest
+	ents        []byte
+}
+
+func appendMapHdr(b []byte, t msgType, dst, src NodeID, delayMs uint32, name string) []byte {
+	b = put8(b, uint8(t))
+	b = put32(b, uint32(dst))
+	b = put32(b, uint32(src))
+	b = put8(b, rdvTTL)
+	b = put32(b, delayMs)
+	b = put8(b, uint8(len(name)))
+	return append(b, name...)
+}
+
+func appendMapEnt(b []byte, key string, value []byte, del bool) []byte {
+	b = put8(b, uint8(len(key)))
+	b = append(b, key...)
+	if del {
+		return put8(b, opDel)
+	}
+	b = put8(b, opSet)
+	b = put16(b, uint16(len(value)))
+	return append(b, value...)
+}
+
+func mapEntLen(key string, value []byte) int { return 4 + len(key) + len(value) }
+
+func (m *mapMsg) append(b []byte) []byte {
+	b = put8(b, uint8(m.t))
+	b = put32(b, uint32(m.dst))
+	b = put32(b, uint32(m.src))
+	b = put8(b, m.ttl)
+	b = put32(b, m.delayMs)
+	b = put8(b, uint8(len(m.name)))
+	b = append(b, m.name...)
+	switch m.t {
+	case mMapSync:
+		b = put8(b, m.flags)
+		b = put64(b, m.ver)
+		b = put16(b, uint16(m.n))
+	case mMapWant:
+		b = put64(b, m.ver)
+	case mMapPut:
+		b = put32(b, uint32(m.owner))
+		b = put64(b, m.ver)
+		b = put64(b, m.base)
+		b = put32(b, m.ageMs)
+		b = put8(b, bool8(m.full))
+		b = put16(b, m.part)
+		b = put16(b, m.parts)
+		b = put16(b, uint16(m.n))
+	case mMapDigest:
+		b = put16(b, uint16(m.n))
+	}
+	return append(b, m.ents...)
+}
+
+func (m *mapMsg) decode(p []byte) bool {
+	r := reader{b: p}
+	m.t = msgType(r.u8())
+	m.dst = NodeID(r.u32())
+	m.src = NodeID(r.u32())
+	m.ttl = r.u8()
+	m.delayMs = r.u32()
+	m.name = r.take(int(r.u8()))
+	if r.bad || m.src == 0 || len(m.name) == 0 {
+		return false
+	}
+	switch m.t {
+	case mMapSync:
+		m.flags = r.u8()
+		m.ver = r.u64()
+		m.n = int(r.u16())
+		m.ents = r.take(m.n * mapSyncEnt)
+		if r.bad || m.flags > syncSub|syncWriter || !ascending(m.ents, m.n, mapSyncEnt) {
+			return false
+		}
+	case mMapWant:
+		m.ver = r.u64()
+	case mMapPut:
+		m.owner = NodeID(r.u32())
+		m.ver = r.u64()
+		m.base = r.u64()
+		m.ageMs = r.u32()
+		f := r.u8()
+		m.full = f == 1
+		m.part = r.u16()
+		m.parts = r.u16()
+		m.n = int(r.u16())
+		if r.bad || m.owner == 0 || f > 1 || m.ver == 0 {
+			return false
+		}
+		if m.full && (m.base != 0 || m.parts == 0 || m.part >= m.parts) ||
+			!m.full && (m.base >= m.ver || m.part != 0 || m.parts != 1) {
+			return false
+		}
+		m.ents = r.b
+		for range m.n {
+			r.take(int(r.u8()))
+			op := r.u8()
+			if op == opSet {
+				r.take(int(r.u16()))
+			} else if op != opDel || m.full {
+				return false
+			}
+		}
+	case mMapDigest:
+		m.n = int(r.u16())
+		m.ents = r.take(m.n * mapDigestEnt)
+		if r.bad || !ascending(m.ents, m.n, mapDigestEnt) {
+			return false
+		}
+	default:
+		return false
+	}
+	return r.done()
+}
+
+// ascending reports whether the n records of size sz in b start with
+// strictly ascending, non-zero owner ids.
+func ascending(b []byte, n, sz int) bool {
+	var prev uint32
+	for i := range n {
+		o := binary.BigEndian.Uint32(b[i*sz:])
+		if o <= prev {
+			return false
+		}
+		prev = o
+	}
+	return true
+}
+
+// syncEnt is the i-th (owner, version) of an mMapSync.
+func (m *mapMsg) syncEnt(i int) (NodeID, uint64) {
+	e := m.ents[i*mapSyncEnt:]
+	return NodeID(binary.BigEndian.Uint32(e)), binary.BigEndian.Uint64(e[4:])
+}
+
+// digestEnt is the i-th owner of an mMapDigest.
+func (m *mapMsg) digestEnt(i int) digestEnt {
+	e := m.ents[i*mapDigestEnt:]
+	return digestEnt{
+		owner:   NodeID(binary.BigEndian.Uint32(e)),
+		version: binary.BigEndian.Uint64(e[4:]),
+		ageMs:   binary.BigEndian.Uint32(e[12:]),
+	}
+}
+
+// mapEntIter walks the entries of a validated mMapPut.
+type mapEntIter struct{ r reader }
+
+func (it *mapEntIter) next() (key, value []byte, del bool) {
+	key = it.r.take(int(it.r.u8()))
+	if it.r.u8() == opDel {
+		return key, nil, true
+	}
+	value = it.r.take(int(it.r.u16()))
+	return key, value, false
 }
