@@ -482,3 +482,69 @@ func TestScopedMapBounds(t *testing.T) {
 	}
 	t.Logf("home holds %d of 6 maps and %d of 12 entries; %d drops counted", held, sdn.ScopedEntries(b.r), b.r.Stats().LimitDrops-drops)
 }
+
+// TestScopedMapCost runs the rooms of TestScopedMaps once with scoped
+// maps and once with every map global (NoScopedMaps), and measures, in
+// steady state, the map messages' bytes per second cluster-wide and the
+// copies of others' entries stored: scoped maps cost less of both, and
+// what they cost grows with the rooms' interested nodes, not with the
+// cluster.
+func TestScopedMapCost(t *testing.T) {
+	t.Parallel()
+	type cost struct{ bytesPerSec, stored, msgsPerSec float64 }
+	run := func(seed uint64, prefix string) cost {
+		s := regionNet(t, seed, false, false)
+		s.tune = func(c *sdn.Config) { c.ScopedMapPrefix = prefix }
+		rooms := newScopedRooms(s, 10)
+		var bytes, msgs int
+		s.tap = func(n *simNode, tx sdn.Transmit) {
+			if len(tx.Data) > 0 && (tx.Data[0] == 14 || tx.Data[0] == 15 || tx.Data[0] >= 20 && tx.Data[0] <= 23) {
+				bytes += len(tx.Data)
+				msgs++
+			}
+		}
+		s.startAll()
+		s.sim.RunFor(3 * time.Second)
+		for _, rm := range rooms {
+			for _, n := range rm.subs {
+				rm.w.subscribe(n)
+			}
+			for _, n := range rm.writers {
+				for k := range 5 {
+					rm.w.set(n, fmt.Sprintf("p:%d", k), fmt.Sprintf("v%d@%d", k, n.id))
+				}
+			}
+		}
+		if _, bad := convergedRooms(s, rooms, 10*time.Second, func(rm *scopedRoom) map[entryKey]string { return rm.w.aliveTruth() }); bad != "" {
+			t.Fatalf("seed %d, prefix %q: %s", seed, prefix, bad)
+		}
+		s.sim.RunFor(5 * time.Second)
+		bytes, msgs = 0, 0
+		const window = 20 * time.Second
+		s.sim.RunFor(window)
+		stored := 0
+		for _, n := range s.nodes {
+			for _, rm := range rooms {
+				if prefix == sdn.NoScopedMaps {
+					for _, e := range n.r.MapEntries(rm.w.name) {
+						if e.Owner != n.id {
+							stored++
+						}
+					}
+				} else {
+					_, st, _ := sdn.ScopedMap(n.r, rm.w.name)
+					stored += st
+				}
+			}
+		}
+		return cost{float64(bytes) / window.Seconds(), float64(stored), float64(msgs) / window.Seconds()}
+	}
+	for _, seed := range testutil.Seeds(900, 2) {
+		sc, gl := run(seed, sdn.DefaultScopedMapPrefix), run(seed, sdn.NoScopedMaps)
+		t.Logf("seed %d: scoped: %.0f B/s, %.0f msgs/s, %.0f entries stored; global: %.0f B/s, %.0f msgs/s, %.0f entries stored",
+			seed, sc.bytesPerSec, sc.msgsPerSec, sc.stored, gl.bytesPerSec, gl.msgsPerSec, gl.stored)
+		if sc.bytesPerSec >= gl.bytesPerSec || sc.stored >= gl.stored {
+			t.Fatalf("seed %d: scoped maps cost no less than global ones", seed)
+		}
+	}
+}
