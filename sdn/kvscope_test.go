@@ -222,7 +222,7 @@ func TestScopedMaps(t *testing.T) {
 		if took, bad := convergedRooms(s, rooms, sdn.DefaultSoftStateTimeout, alive); bad != "" {
 			t.Fatalf("seed %d: %s not converged %v after its home %d died: %s", seed, hr.w.name, took, home.id, bad)
 		} else {
-			t.Logf("seed %d: writes reached every subscriber of %s %v after them, the home having died", seed, hr.w.name, took)
+			t.Logf("seed %d: writes of the 2s after %s's home died at every subscriber %v after those 2s", seed, hr.w.name, took)
 		}
 		for range 20 {
 			if nh := hr.homes(s); len(nh) == 1 {
