@@ -75,24 +75,24 @@ func TestDatagramSize(t *testing.T) {
 	}
 }
 
-// testLink is a link with no connection, whose maximum datagram payload
-// is known (fresh, so it is not asked for).
-func testLink(now time.Time, dgMax int) (*Driver, *qlink) {
-	l := newLink(1, nil, nil)
-	l.dgMax, l.dgAsked = dgMax, now
-	d := &Driver{links: map[sdn.LinkID]*qlink{1: l}}
-	return d, l
+// testLink is Links with one link, id 1, and no connection, whose maximum
+// datagram payload is known (fresh, so it is not asked for).
+func testLink(now time.Time, dgMax int) (*Links, *qlink) {
+	k := newLink(1, nil, nil)
+	k.dgMax, k.dgAsked = dgMax, now
+	l := &Links{links: map[sdn.LinkID]*qlink{1: k}}
+	return l, k
 }
 
-// TestSendAllocs: in steady state the driver's part of sending allocates
-// nothing: queuing a data message and a control message (the copy out of
-// the Router's buffer) and each writer's step up to the bytes it hands to
-// quic-go. quic-go's SendDatagram and Stream.Write are left out (faked):
-// SendDatagram allocates a frame and a copy of the payload per datagram,
-// which the driver cannot avoid.
+// TestSendAllocs: in steady state the links' part of sending allocates
+// nothing: Send of a data message and of a control message (the copy out
+// of the machine's buffer) and each writer's step up to the bytes it
+// hands to quic-go. quic-go's SendDatagram and Stream.Write are left out
+// (faked): SendDatagram allocates a frame and a copy of the payload per
+// datagram, which Links cannot avoid.
 func TestSendAllocs(t *testing.T) {
 	now := time.Now()
-	d, l := testLink(now, 1415)
+	l, k := testLink(now, 1415)
 	data := bytes.Repeat([]byte{0xd}, 1226)
 	ctl := bytes.Repeat([]byte{0xc}, 300)
 	var sent []byte
@@ -103,29 +103,27 @@ func TestSendAllocs(t *testing.T) {
 	var stream bytes.Buffer
 	stream.Grow(4096)
 	step := func() {
-		d.mu.Lock()
-		d.queueLocked(now, l, sdn.Transmit{Link: 1, Data: data, Datagram: true})
-		d.queueLocked(now, l, sdn.Transmit{Link: 1, Data: ctl})
-		d.mu.Unlock()
-		if err := d.sendDatagram(l, <-l.dg, send); err != nil {
+		l.Send(now, 1, data, true)
+		l.Send(now, 1, ctl, false)
+		if err := l.sendDatagram(k, <-k.dg, send); err != nil {
 			t.Fatal(err)
 		}
 		stream.Reset()
-		if err := writeMsg(l, <-l.ctl, &stream); err != nil {
+		if err := writeMsg(k, <-k.ctl, &stream); err != nil {
 			t.Fatal(err)
 		}
 	}
 	step()
 	if !bytes.Equal(sent, data) {
-		t.Fatalf("datagram of %d bytes, want the %d of the transmit", len(sent), len(data))
+		t.Fatalf("datagram of %d bytes, want the %d sent", len(sent), len(data))
 	}
 	if m, _, err := readFrame(&stream, nil); err != nil || !bytes.Equal(m, ctl) {
-		t.Fatalf("control frame %d bytes, %v; want the %d of the transmit", len(m), err, len(ctl))
+		t.Fatalf("control frame %d bytes, %v; want the %d sent", len(m), err, len(ctl))
 	}
 	if allocs := testing.AllocsPerRun(1000, step); allocs != 0 {
 		t.Fatalf("%v allocations per data and control message sent", allocs)
 	}
-	if st := d.stats; st.DatagramsOut != 1002 || st.StreamOut != 1002 || st.Oversized != 0 || st.QueueDrops != 0 {
+	if st := l.Stats(); st.DatagramsOut != 1002 || st.StreamOut != 1002 || st.Oversized != 0 || st.QueueDrops != 0 {
 		t.Fatalf("stats %+v", st)
 	}
 }
@@ -136,30 +134,26 @@ func TestSendAllocs(t *testing.T) {
 // next such message is queued on the stream at once.
 func TestDatagramShrink(t *testing.T) {
 	now := time.Now()
-	d, l := testLink(now, 1415)
+	l, k := testLink(now, 1415)
 	data := bytes.Repeat([]byte{0xd}, 1226)
-	d.mu.Lock()
-	d.queueLocked(now, l, sdn.Transmit{Link: 1, Data: data, Datagram: true})
-	d.mu.Unlock()
+	l.Send(now, 1, data, true)
 	refuse := func([]byte) error { return &quicgo.DatagramTooLargeError{MaxDatagramPayloadSize: 1200} }
-	if err := d.sendDatagram(l, <-l.dg, refuse); err != nil {
+	if err := l.sendDatagram(k, <-k.dg, refuse); err != nil {
 		t.Fatal(err)
 	}
 	var stream bytes.Buffer
-	if err := writeMsg(l, <-l.ctl, &stream); err != nil {
+	if err := writeMsg(k, <-k.ctl, &stream); err != nil {
 		t.Fatal(err)
 	}
 	if m, _, err := readFrame(&stream, nil); err != nil || !bytes.Equal(m, data) {
 		t.Fatalf("stream got %d bytes, %v; want the %d of the datagram", len(m), err, len(data))
 	}
-	if l.dgMax != 1200 || d.stats.Oversized != 1 {
-		t.Fatalf("maximum %d, oversized %d; want 1200, 1", l.dgMax, d.stats.Oversized)
+	if st := l.Stats(); st.DatagramMax != 1200 || st.Oversized != 1 {
+		t.Fatalf("maximum %d, oversized %d; want 1200, 1", st.DatagramMax, st.Oversized)
 	}
-	d.mu.Lock()
-	d.queueLocked(now.Add(time.Millisecond), l, sdn.Transmit{Link: 1, Data: data, Datagram: true})
-	d.mu.Unlock()
-	if len(l.ctl) != 1 || len(l.dg) != 0 || d.stats.Oversized != 2 {
-		t.Fatalf("%d on the stream, %d datagrams, oversized %d; want 1, 0, 2", len(l.ctl), len(l.dg), d.stats.Oversized)
+	l.Send(now.Add(time.Millisecond), 1, data, true)
+	if len(k.ctl) != 1 || len(k.dg) != 0 || l.Stats().Oversized != 2 {
+		t.Fatalf("%d on the stream, %d datagrams, oversized %d; want 1, 0, 2", len(k.ctl), len(k.dg), l.Stats().Oversized)
 	}
 }
 
