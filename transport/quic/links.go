@@ -86,6 +86,10 @@ type Handler interface {
 	// LinkUp reports a new connection: dialed by Dial (info.Dialed, and
 	// info.Peer the node dialed) or accepted. info.Binding is the TLS
 	// exporter value of the connection, for the sdn handshake's MACs.
+	// An accepted connection is reported when the dialer's first control
+	// message arrives (QUIC shows a stream to the peer only with its
+	// first bytes), so the dialing side must speak first, as
+	// sdn.Router's hello does.
 	LinkUp(id sdn.LinkID, info sdn.LinkInfo)
 	// LinkDown reports a connection closed by the peer or the network.
 	LinkDown(id sdn.LinkID)
