@@ -69,12 +69,14 @@ type LinksConfig struct {
 // Handler is what Links reports to: the owner of the state machine that
 // the links carry (an sdn.Router, or a core.Node with one).
 //
-// Each method is called from a Links goroutine, never while Links holds a
-// lock of its own, so an implementation locks its machine, feeds it,
-// drains its outputs and calls Send, Dial and CloseLink from there with
-// its lock held. The calls take no time argument: read the clock after
-// taking the lock, so that the machine's time never runs backwards across
-// goroutines.
+// Each method is called from a Links goroutine, never holding a lock
+// that Send, Dial or CloseLink take, so an implementation locks its
+// machine, feeds it, drains its outputs and calls Send, Dial and
+// CloseLink from there with its lock held. The calls take no time
+// argument: read the clock after taking the lock, so that the machine's
+// time never runs backwards across goroutines. Close and Kill wait for
+// the callbacks under way: call them from neither a callback nor under
+// the lock the callbacks take.
 //
 // For one link, LinkUp comes before anything else and LinkDown, at most
 // once, after everything else; a link's callbacks never overlap (its
