@@ -95,6 +95,9 @@ type member struct {
 type sub struct {
 	h  uint64
 	lt *track.LocalTrack
+	// minBps and maxBps are the bitrate range the subscriber wants (zero:
+	// none said), aggregated up the channel's tree (SetBitrateRange).
+	minBps, maxBps uint64
 }
 
 type channel struct {
@@ -104,6 +107,10 @@ type channel struct {
 	info   track.Info
 	subs   []sub
 	goneAt time.Time // when src (or remote) became nil
+
+	// fbMin and fbMax are the bitrate ranges other nodes' subscribers
+	// want, per encoding, while published here (sdn EventFeedback).
+	fbMin, fbMax []uint64
 
 	// Across nodes (remote.go): remote is set when the track is published
 	// on another node, and relay while this node's subscribers pull it;

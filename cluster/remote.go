@@ -578,6 +578,10 @@ func (c *Cluster) pull(now time.Time, ch *channel) {
 			delete(n.byChan, ch.ids[i])
 			n.r.Unsubscribe(now, ch.ids[i])
 		}
+		if rl.pulled[i] {
+			lo, hi := localRange(ch, i)
+			n.r.SetBitrate(now, ch.ids[i], lo, hi)
+		}
 	}
 }
 
@@ -618,15 +622,95 @@ func (c *Cluster) HandleData(now time.Time, d sdn.Delivery, out *track.Output) {
 }
 
 // HandleFeedback takes the aggregated feedback of a channel this node
-// publishes (sdn EventFeedback): a keyframe request goes to the publisher.
+// publishes (sdn EventFeedback): a keyframe request goes to the
+// publisher; the bitrate range is kept for DesiredBitrate.
 func (c *Cluster) HandleFeedback(now time.Time, e sdn.EventFeedback) {
 	ref, ok := c.net.byChan[e.Channel]
 	if !ok || ref.ch.src == nil {
 		return
 	}
-	if e.Keyframe {
-		ref.ch.src.RequestKeyframe(now, ref.enc)
+	ch := ref.ch
+	if len(ch.fbMin) != len(ch.ids) {
+		ch.fbMin, ch.fbMax = make([]uint64, len(ch.ids)), make([]uint64, len(ch.ids))
 	}
+	ch.fbMin[ref.enc], ch.fbMax[ref.enc] = e.BitrateMin, e.BitrateMax
+	if e.Keyframe {
+		ch.src.RequestKeyframe(now, ref.enc)
+	}
+}
+
+// SetBitrateRange records the bitrate range member h's subscription lt
+// wants (zero: none). It is aggregated with every other subscriber's of
+// the same encoding, here and, through the relays' trees, on other nodes:
+// DesiredBitrate on the publisher's node sees the least minimum and the
+// greatest maximum (what the bandwidth allocation needs).
+func (c *Cluster) SetBitrateRange(now time.Time, roomName string, k TrackKey, lt *track.LocalTrack, minBps, maxBps uint64) error {
+	r := c.rooms[roomName]
+	if r == nil {
+		return ErrNoSuchRoom
+	}
+	ch := r.channel(k)
+	if ch == nil {
+		return ErrNotSubscribed
+	}
+	for i := range ch.subs {
+		if ch.subs[i].lt == lt {
+			ch.subs[i].minBps, ch.subs[i].maxBps = minBps, maxBps
+			c.pull(now, ch)
+			return nil
+		}
+	}
+	return ErrNotSubscribed
+}
+
+// Retarget re-evaluates what a relay pulls after a subscriber of k asked
+// for other layers (otherwise done every relayTick).
+func (c *Cluster) Retarget(now time.Time, roomName string, k TrackKey) {
+	if r := c.rooms[roomName]; r != nil {
+		if ch := r.channel(k); ch != nil {
+			c.pull(now, ch)
+		}
+	}
+}
+
+// DesiredBitrate is the bitrate range wanted for encoding enc of the
+// track k of a room published here: the least minimum and the greatest
+// maximum over its subscribers on this node and on every other (zero:
+// none said).
+func (c *Cluster) DesiredBitrate(roomName string, k TrackKey, enc int) (minBps, maxBps uint64) {
+	r := c.rooms[roomName]
+	if r == nil {
+		return 0, 0
+	}
+	ch := r.channel(k)
+	if ch == nil {
+		return 0, 0
+	}
+	if enc < len(ch.fbMin) {
+		minBps, maxBps = ch.fbMin[enc], ch.fbMax[enc]
+	}
+	lo, hi := localRange(ch, enc)
+	return minRange(minBps, lo), max(maxBps, hi)
+}
+
+// localRange aggregates the ranges of ch's subscribers here that forward
+// or aim at encoding enc.
+func localRange(ch *channel, enc int) (minBps, maxBps uint64) {
+	for _, s := range ch.subs {
+		if _, t, cur := s.lt.Encodings(); t != enc && cur != enc {
+			continue
+		}
+		minBps, maxBps = minRange(minBps, s.minBps), max(maxBps, s.maxBps)
+	}
+	return minBps, maxBps
+}
+
+// minRange is the lesser of two minimums, zero meaning none.
+func minRange(a, b uint64) uint64 {
+	if a == 0 || b != 0 && b < a {
+		return b
+	}
+	return a
 }
 
 // HandleMoved takes a move of the tree above a relayed channel (sdn

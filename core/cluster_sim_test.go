@@ -1257,3 +1257,36 @@ func TestClusterSimulcastPullsLayers(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestClusterBitrateFeedback: the bitrate ranges subscribers want reach
+// the publisher's node aggregated, across relays: the least minimum and
+// the greatest maximum of those here and on every other node.
+func TestClusterBitrateFeedback(t *testing.T) {
+	w := newCWorld(t, 995)
+	chain(w, 3, 3*time.Millisecond, 0)
+	w.startAll()
+	w.s.RunFor(3 * time.Second)
+	v1 := w.join(w.nodes[0], "v1", "room")
+	v2 := w.join(w.nodes[1], "v2", "room")
+	v3 := w.join(w.nodes[2], "v3", "room")
+	pub := w.join(w.nodes[0], "alice", "room")
+	vp8Pub(w, pub, 1000)
+	w.s.RunFor(2 * time.Second)
+	k := cluster.TrackKey{Peer: "alice", Track: "cam"}
+	set := func(p *cpeer, lo, hi uint64) {
+		must(t, p.node.n.SetBitrateRange(w.s.Now(), p.h, "alice", "cam", lo, hi))
+		p.node.drain()
+	}
+	set(v2, 200_000, 1_000_000)
+	set(v3, 100_000, 500_000)
+	w.s.RunFor(2 * time.Second)
+	if lo, hi := w.nodes[0].n.Cluster().DesiredBitrate("room", k, 0); lo != 100_000 || hi != 1_000_000 {
+		t.Fatalf("desired %d–%d, want 100000–1000000", lo, hi)
+	}
+	set(v1, 300_000, 2_000_000)
+	set(v3, 0, 0) // says nothing any more
+	w.s.RunFor(2 * time.Second)
+	if lo, hi := w.nodes[0].n.Cluster().DesiredBitrate("room", k, 0); lo != 200_000 || hi != 2_000_000 {
+		t.Fatalf("desired %d–%d, want 200000–2000000", lo, hi)
+	}
+}

@@ -498,7 +498,25 @@ func (n *Node) SetTargetLayers(now time.Time, h Handle, peer, trackName string, 
 		return err
 	}
 	lt.SetTargetLayers(now, spatial, temporal)
+	n.cl.Retarget(now, n.slot(h).room, cluster.TrackKey{Peer: peer, Track: trackName})
+	n.drainNotices(now)
 	return nil
+}
+
+// SetBitrateRange says what bitrate range a subscription of the endpoint
+// wants (zero: none). The node aggregates it with every other subscriber
+// of the same encoding, across nodes: the least minimum and the greatest
+// maximum reach the publisher's node (cluster.DesiredBitrate), for the
+// bandwidth allocation.
+func (n *Node) SetBitrateRange(now time.Time, h Handle, peer, trackName string, minBps, maxBps uint64) error {
+	now = n.clock(now)
+	lt, err := n.localTrack(h, peer, trackName)
+	if err != nil {
+		return err
+	}
+	err = n.cl.SetBitrateRange(now, n.slot(h).room, cluster.TrackKey{Peer: peer, Track: trackName}, lt, minBps, maxBps)
+	n.drainNotices(now)
+	return err
 }
 
 // HandleRTP takes a decrypted RTP packet from endpoint h's peer (borrowed
