@@ -39,7 +39,7 @@ const (
 )
 
 const (
-	protoVersion = 2 // 2: route entries carry a floor and a path
+	protoVersion = 3 // 2: route entries carry a floor and a path; 3: repair and upstream messages, reorder window, scoped maps
 	// flatVersion is or'ed into hello's version by a node with
 	// Config.FlatRoutes: nodes that route differently refuse each other
 	// as they refuse another protocol version.

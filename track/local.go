@@ -337,7 +337,11 @@ func (l *LocalTrack) Forward(now time.Time, p *Packet, out *Output) bool {
 		if l.src.Encodings() > 1 {
 			l.retarget(now)
 		}
-		if enc != l.target || !p.Meta.Keyframe {
+		// A keyframe that comes late (a retransmission, after packets
+		// that follow it were dropped here while waiting) is no place to
+		// start: what follows it is gone, so the subscriber would see a
+		// hole. The next one is.
+		if enc != l.target || !p.Meta.Keyframe || l.src.late(p) {
 			l.stats.DroppedWaiting++
 			return false
 		}

@@ -287,6 +287,13 @@ func (t *RemoteTrack) Resync(enc int) {
 	}
 }
 
+// late reports whether p, stored by t, is older than the newest packet of
+// its encoding.
+func (t *RemoteTrack) late(p *Packet) bool {
+	e := int(p.Encoding)
+	return e < len(t.encs) && t.encs[e].started && p.ExtSeq < t.encs[e].highest
+}
+
 // PacketBySeq is Packet by the 16-bit sequence number: the stored packet
 // of encoding enc numbered seq within the history below the highest seen
 // (what a NACK names), or nil.
