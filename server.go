@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sansrtc/sfu/core"
+	"github.com/sansrtc/sfu/sdn"
 	"github.com/sansrtc/sfu/transport/driver"
 	"github.com/sansrtc/sfu/transport/whip"
 )
@@ -34,6 +35,9 @@ type Config struct {
 	ConsentTimeout time.Duration
 	// Node configures the core node (rooms, limits, seed).
 	Node core.Config
+	// Cluster, when set, makes the server one node of a cluster (QUIC
+	// links to the other nodes; rooms span them all). Nil: one node.
+	Cluster *driver.ClusterConfig
 	// Logger receives lifecycle logs (default: discard).
 	Logger *slog.Logger
 }
@@ -48,7 +52,8 @@ type Server struct {
 // New opens the media sockets. Mount Handler on your mux and call Run.
 func New(cfg Config) (*Server, error) {
 	d, err := driver.New(driver.Config{Node: cfg.Node, UDPAddr: cfg.UDPAddr, TCPAddr: cfg.TCPAddr, DisableTCP: cfg.DisableTCP,
-		PublicIP: cfg.PublicIP, Codecs: cfg.Codecs, MaxSessions: cfg.MaxSessions, ConsentTimeout: cfg.ConsentTimeout, Logger: cfg.Logger})
+		PublicIP: cfg.PublicIP, Codecs: cfg.Codecs, MaxSessions: cfg.MaxSessions, ConsentTimeout: cfg.ConsentTimeout, Logger: cfg.Logger,
+		Cluster: cfg.Cluster})
 	if err != nil {
 		return nil, err
 	}
@@ -71,6 +76,10 @@ func (s *Server) UDPAddr() netip.AddrPort { return s.d.UDPAddr() }
 
 // TCPAddr is the ICE-TCP address (invalid when disabled).
 func (s *Server) TCPAddr() netip.AddrPort { return s.d.TCPAddr() }
+
+// SDNAddr is the node's overlay address, to give other nodes as a seed
+// (zero without Config.Cluster).
+func (s *Server) SDNAddr() sdn.Addr { return s.d.SDNAddr() }
 
 // Driver is the WebRTC driver, for stats and inspection.
 func (s *Server) Driver() *driver.Driver { return s.d }

@@ -5,6 +5,17 @@
 // then open the printed URL: publish your camera in one tab, view the room
 // in another. Flags change the addresses; -public-ip advertises another
 // address to peers (a host behind 1:1 NAT).
+//
+// With -node-id the server is one node of a cluster: it listens for the
+// other nodes on -sdn (QUIC), joins those given by -seeds, and prints its
+// overlay address for others to seed from. Three terminals:
+//
+//	go run ./examples/server -http 127.0.0.1:8081 -node-id 1 -sdn 127.0.0.1:10001
+//	go run ./examples/server -http 127.0.0.1:8082 -node-id 2 -sdn 127.0.0.1:10002 -seeds 1@/ip4/127.0.0.1/udp/10001
+//	go run ./examples/server -http 127.0.0.1:8083 -node-id 3 -sdn 127.0.0.1:10003 -seeds 2@/ip4/127.0.0.1/udp/10002
+//
+// then publish on node 1's page and view on node 3's. Every node of a
+// cluster needs the same secret: -secret or $SFU_SECRET.
 package main
 
 import (
@@ -20,10 +31,13 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/sansrtc/sfu"
+	"github.com/sansrtc/sfu/sdn"
+	"github.com/sansrtc/sfu/transport/driver"
 )
 
 //go:embed web
@@ -43,6 +57,11 @@ func run() error {
 	noTCP := flag.Bool("no-tcp", false, "disable ICE-TCP")
 	publicIP := flag.String("public-ip", "", "IP address to advertise to peers instead of the listening one")
 	verbose := flag.Bool("v", false, "log sessions")
+	nodeID := flag.Uint("node-id", 0, "cluster node id (decimal; the high 8 bits are the zone; 0: a single node)")
+	zone := flag.Uint("zone", 0, "zone, combined into the node id when non-zero")
+	sdnAddr := flag.String("sdn", "127.0.0.1:0", "UDP address of the QUIC links to other nodes (with -node-id)")
+	seeds := flag.String("seeds", "", "comma-separated overlay addresses of other nodes, e.g. 1@/ip4/127.0.0.1/udp/10001")
+	secret := flag.String("secret", "", "cluster secret (default $SFU_SECRET)")
 	flag.Parse()
 
 	level := slog.LevelWarn
@@ -64,6 +83,13 @@ func run() error {
 		if cfg.PublicIP, err = netip.ParseAddr(*publicIP); err != nil {
 			return fmt.Errorf("-public-ip: %w", err)
 		}
+	}
+	if *nodeID != 0 {
+		if cfg.Cluster, err = clusterConfig(*nodeID, *zone, *sdnAddr, *seeds, *secret, logger); err != nil {
+			return err
+		}
+	} else if *seeds != "" {
+		return errors.New("-seeds needs -node-id")
 	}
 	srv, err := sfu.New(cfg)
 	if err != nil {
@@ -93,6 +119,9 @@ func run() error {
 		fmt.Printf(", tcp %s", a)
 	}
 	fmt.Println(")")
+	if a := srv.SDNAddr(); a.Node != 0 {
+		fmt.Printf("  cluster node %s (seed others with it)\n", a)
+	}
 	fmt.Printf("  publish: http://%s/publish.html?room=demo\n  view:    http://%s/view.html?room=demo\n", ln.Addr(), ln.Addr())
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Run(ctx) }()
@@ -102,4 +131,36 @@ func run() error {
 		return err
 	}
 	return <-errc
+}
+
+// clusterConfig builds the cluster part of the configuration from the flags.
+func clusterConfig(nodeID, zone uint, listen, seeds, secret string, logger *slog.Logger) (*driver.ClusterConfig, error) {
+	id := sdn.NodeID(nodeID)
+	if zone != 0 {
+		id = sdn.MakeNodeID(sdn.ZoneID(zone), uint32(nodeID))
+	}
+	addr, err := netip.ParseAddrPort(listen)
+	if err != nil {
+		return nil, fmt.Errorf("-sdn: %w", err)
+	}
+	var seedAddrs []sdn.Addr
+	for _, s := range strings.Split(seeds, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		a, err := sdn.ParseAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("-seeds: %w", err)
+		}
+		seedAddrs = append(seedAddrs, a)
+	}
+	if secret == "" {
+		secret = os.Getenv("SFU_SECRET")
+	}
+	if secret == "" {
+		secret = "sfu development secret"
+		logger.Warn("no cluster secret (-secret or $SFU_SECRET): using the development secret; anyone can join this cluster")
+		fmt.Fprintln(os.Stderr, "WARNING: no cluster secret set (-secret or $SFU_SECRET); using a development secret, insecure")
+	}
+	return &driver.ClusterConfig{Listen: addr, Router: sdn.Config{ID: id, Seeds: seedAddrs, Secret: []byte(secret)}}, nil
 }

@@ -21,7 +21,9 @@ import (
 	"github.com/sansrtc/sfu/cluster"
 	"github.com/sansrtc/sfu/core"
 	"github.com/sansrtc/sfu/endpoint"
+	"github.com/sansrtc/sfu/sdn"
 	"github.com/sansrtc/sfu/track"
+	"github.com/sansrtc/sfu/transport/quic"
 	"github.com/sansrtc/sfu/transport/udp"
 	"github.com/sansrtc/sfu/transport/webrtc"
 	"github.com/sansrtc/sfu/transport/whip"
@@ -69,6 +71,21 @@ type Config struct {
 	ConnectTimeout time.Duration
 	// Logger receives session lifecycle logs (default: discard).
 	Logger *slog.Logger
+	// Cluster, when set, makes the node one of a cluster: QUIC links to
+	// the other nodes on Cluster.Listen, its overlay configured by
+	// Cluster.Router (ID and Secret at least; Seeds to join). Rooms then
+	// span the cluster's nodes: a viewer here sees tracks published on
+	// any of them. Nil: a single node.
+	Cluster *ClusterConfig
+}
+
+// ClusterConfig configures a node's part in a cluster (Config.Cluster).
+type ClusterConfig struct {
+	// Listen is the UDP address of the QUIC links (default 127.0.0.1:0).
+	Listen netip.AddrPort
+	// Router configures the overlay; its Listen is set to the socket's
+	// address, a zero Seed to a random one.
+	Router sdn.Config
 }
 
 // Validate reports a configuration error.
@@ -101,6 +118,7 @@ type Driver struct {
 	cert   *webrtc.Certificate
 	certAt time.Time
 	mux    *udp.Mux
+	links  *quic.Links // with Config.Cluster
 	tcp    *udp.TCPListener
 
 	mu      sync.Mutex
@@ -177,32 +195,114 @@ func New(cfg Config) (*Driver, error) {
 		_, _ = crand.Read(b[:])
 		cfg.Node.Seed = binary.LittleEndian.Uint64(b[:]) | 1
 	}
+	d := &Driver{cfg: cfg, log: cfg.Logger}
+	if c := cfg.Cluster; c != nil {
+		// One process, both drivers: the QUIC links feed the same node
+		// under the same lock (linkHandler).
+		links, err := quic.NewLinks(quic.LinksConfig{Listen: c.Listen, Logger: cfg.Logger}, (*linkHandler)(d))
+		if err != nil {
+			return nil, err
+		}
+		rc := c.Router
+		rc.Listen = links.LocalAddr()
+		if rc.Seed == 0 {
+			rc.Seed = cfg.Node.Seed ^ 0x9e3779b97f4a7c15
+		}
+		if rc.Logger == nil {
+			rc.Logger = cfg.Logger
+		}
+		r, err := sdn.New(rc, time.Now())
+		if err != nil {
+			links.Close()
+			return nil, err
+		}
+		d.links, cfg.Node.Router = links, r
+	}
 	node, err := core.New(cfg.Node)
 	if err != nil {
+		d.closeLinks()
 		return nil, err
 	}
 	cert, err := webrtc.NewCertificate()
 	if err != nil {
+		d.closeLinks()
 		return nil, err
 	}
 	mux, err := udp.Listen(udp.Config{Addr: cfg.UDPAddr, Logger: cfg.Logger})
 	if err != nil {
+		d.closeLinks()
 		return nil, err
 	}
-	d := &Driver{
-		cfg: cfg, log: cfg.Logger, cert: cert, certAt: time.Now(), mux: mux, node: node,
-		peers: map[core.Handle]*peer{}, byID: map[string]*peer{},
-		plain: make([]byte, 1500), rtcpBuf: make([]byte, 1500),
-		wake: make(chan struct{}, 1),
-	}
+	d.cfg, d.cert, d.certAt, d.mux, d.node = cfg, cert, time.Now(), mux, node
+	d.peers, d.byID = map[core.Handle]*peer{}, map[string]*peer{}
+	d.plain, d.rtcpBuf = make([]byte, 1500), make([]byte, 1500)
+	d.wake = make(chan struct{}, 1)
 	if !cfg.DisableTCP {
 		d.tcp, err = mux.ListenTCP(cfg.TCPAddr)
 		if err != nil {
 			mux.Close()
+			d.closeLinks()
 			return nil, err
 		}
 	}
 	return d, nil
+}
+
+func (d *Driver) closeLinks() {
+	if d.links != nil {
+		_ = d.links.Close()
+	}
+}
+
+// SDNAddr is the node's overlay address, for other nodes' seeds (zero
+// without Config.Cluster).
+func (d *Driver) SDNAddr() sdn.Addr {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if r := d.node.Router(); r != nil {
+		return r.Address()
+	}
+	return sdn.Addr{}
+}
+
+// LinkStats are the QUIC links' counters (zero without Config.Cluster).
+func (d *Driver) LinkStats() quic.Stats {
+	if d.links == nil {
+		return quic.Stats{}
+	}
+	return d.links.Stats()
+}
+
+// linkHandler feeds the QUIC links' events to the node, under the
+// driver's lock (quic.Handler).
+type linkHandler Driver
+
+func (h *linkHandler) locked(fn func(now time.Time, n *core.Node)) {
+	d := (*Driver)(h)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed || d.node == nil {
+		return
+	}
+	now := time.Now()
+	fn(now, d.node)
+	d.drainLocked(now)
+}
+
+func (h *linkHandler) LinkUp(id sdn.LinkID, info sdn.LinkInfo) {
+	h.locked(func(now time.Time, n *core.Node) { n.HandleLinkUp(now, id, info) })
+}
+
+func (h *linkHandler) LinkDown(id sdn.LinkID) {
+	h.locked(func(now time.Time, n *core.Node) { n.HandleLinkDown(now, id) })
+}
+
+func (h *linkHandler) DialFailed(a sdn.Addr) {
+	h.locked(func(now time.Time, n *core.Node) { n.HandleDialFailed(now, a) })
+}
+
+func (h *linkHandler) Message(id sdn.LinkID, data []byte, _ bool) {
+	h.locked(func(now time.Time, n *core.Node) { n.HandleLinkMessage(now, id, data) })
 }
 
 // UDPAddr is the media socket's address.
@@ -240,6 +340,12 @@ func (d *Driver) Inspect(fn func(n *core.Node)) {
 func (d *Driver) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- d.mux.Serve(ctx) }()
+	if d.links != nil {
+		d.links.Start()
+		d.mu.Lock()
+		d.drainLocked(time.Now()) // the first dials to the seeds
+		d.mu.Unlock()
+	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -284,12 +390,22 @@ func (d *Driver) Run(ctx context.Context) error {
 
 func (d *Driver) shutdown() {
 	d.mu.Lock()
-	d.closed = true
 	now := time.Now()
 	for _, p := range d.sortedPeers() {
 		d.closePeerLocked(now, p, "shutdown")
 	}
+	if r := d.node.Router(); r != nil && !d.closed {
+		// Leave the overlay: our directory entries and channels end at
+		// once everywhere, instead of by soft-state timeout.
+		r.Close(now)
+		d.drainLocked(now)
+	}
+	d.closed = true
 	d.mu.Unlock()
+	if d.links != nil {
+		time.Sleep(50 * time.Millisecond) // let the goodbyes leave
+		d.closeLinks()
+	}
 	if d.tcp != nil {
 		d.tcp.Close()
 	}
@@ -373,6 +489,7 @@ func (d *Driver) input(now time.Time, h core.Handle, pkt []byte, rtcp bool) {
 // sections show is the core's policy (core.Slot).
 func (d *Driver) drainLocked(now time.Time) {
 	n := 0
+	var replaced []*peer
 	for {
 		o, ok := d.node.Poll(d.rtcpBuf)
 		if !ok {
@@ -385,9 +502,28 @@ func (d *Driver) drainLocked(now time.Time) {
 			if p := d.peers[o.Endpoint]; p != nil {
 				_ = p.sess.WriteRTCP(o.Data)
 			}
+		case core.OutputLink:
+			d.links.Send(now, o.Link, o.Data, o.Datagram)
+		case core.OutputDial:
+			d.links.Dial(o.Addr)
+		case core.OutputCloseLink:
+			d.links.CloseLink(o.Link)
+		case core.OutputEvent:
+			// The same peer joined on another node later: this session
+			// is out of its room, so it ends (closed after the loop).
+			if _, ok := o.Event.(endpoint.Replaced); ok {
+				if p := d.peers[o.Endpoint]; p != nil {
+					replaced = append(replaced, p)
+				}
+			}
 		}
 	}
 	d.flushBatch()
+	for _, p := range replaced {
+		if d.peers[p.h] == p {
+			d.closePeerLocked(now, p, "replaced by a newer session on another node")
+		}
+	}
 	if at, ok := d.node.PollTimeout(); ok && at.Before(d.sleep) {
 		d.sleep = at
 		select {
