@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -16,7 +17,11 @@ import (
 	"github.com/chromedp/chromedp"
 	pion "github.com/pion/webrtc/v4"
 
+	"github.com/sansrtc/sfu"
 	"github.com/sansrtc/sfu/internal/testutil"
+	"github.com/sansrtc/sfu/sdn"
+	"github.com/sansrtc/sfu/track"
+	"github.com/sansrtc/sfu/transport/driver"
 )
 
 // The tests here run examples/server as real processes on 127.0.0.1,
@@ -243,4 +248,85 @@ func TestClusterProcessesChromium(t *testing.T) {
 			t.Logf("viewer on node 3 decoded %v %s frames at %vx%v, audio energy %.4f", st.FramesDecoded, st.Codec, st.Width, st.Height, st.AudioEnergy)
 		})
 	}
+}
+
+// BenchmarkRelayHopLatency measures what one relay hop over real QUIC on
+// loopback adds to a packet's way: two nodes in this process (one clock),
+// a pion publisher on node 1, one pion viewer on node 1 and one on node
+// 2; for each packet (matched by its stamp) the difference of its arrival
+// times at the two viewers. One op is one matched packet; the metrics are
+// the median and the 99th percentile of the difference.
+func BenchmarkRelayHopLatency(b *testing.B) {
+	n1 := startServer(b, sfu.Config{Cluster: &driver.ClusterConfig{Router: sdn.Config{ID: 1, Secret: []byte("s")}}})
+	n2 := startServer(b, sfu.Config{Cluster: &driver.ClusterConfig{Router: sdn.Config{ID: 2, Secret: []byte("s"),
+		Seeds: []sdn.Addr{n1.SDNAddr()}}}})
+	waitFor(b, 10*time.Second, "the link", func() bool { return len(n2.SDNNeighbours()) > 0 })
+	api := pionAPI(b, pion.NetworkTypeUDP4)
+	r := rand.New(rand.NewPCG(7, 8))
+	tag := testutil.TagOf("video")
+	publish(b, n1, api, "room", pubTrack{pion.MimeTypeVP8, testutil.NewVP8Source(r, testutil.VP8Config{SSRC: 1, Tag: tag, FPS: 60, BitrateBps: 1_000_000})})
+	type key struct {
+		frame uint64
+		index uint16
+	}
+	var mu sync.Mutex
+	at := [2]map[key]time.Time{{}, {}}
+	var diffs []time.Duration
+	matched := make(chan struct{}, 1<<16)
+	hook := func(side int) func(now time.Time, pkt []byte) {
+		return func(now time.Time, pkt []byte) {
+			var p track.Packet
+			if p.Unmarshal(pkt) != nil {
+				return
+			}
+			st, ok := testutil.ExtractStamp(p.Payload)
+			if !ok {
+				return
+			}
+			k := key{st.Frame, st.Index}
+			mu.Lock()
+			defer mu.Unlock()
+			if _, dup := at[side][k]; dup {
+				return
+			}
+			at[side][k] = now
+			if t0, ok := at[1-side][k]; ok {
+				d := now.Sub(t0)
+				if side == 0 {
+					d = -d
+				}
+				diffs = append(diffs, d)
+				delete(at[0], k)
+				delete(at[1], k)
+				matched <- struct{}{}
+			}
+		}
+	}
+	for side, srv := range []*testServer{n1, n2} {
+		v := view(b, srv, api, "room", fmt.Sprint("viewer", side))
+		v.mu.Lock()
+		v.onPacket = hook(side)
+		v.mu.Unlock()
+	}
+	// Warm up: both viewers started (the first keyframe), then measure.
+	for range 200 {
+		<-matched
+	}
+	mu.Lock()
+	diffs = diffs[:0]
+	mu.Unlock()
+	b.ResetTimer()
+	for b.Loop() {
+		<-matched
+	}
+	b.StopTimer()
+	mu.Lock()
+	defer mu.Unlock()
+	slices.Sort(diffs)
+	if len(diffs) == 0 {
+		b.Fatal("no packet matched")
+	}
+	q := func(f float64) float64 { return float64(diffs[int(f*float64(len(diffs)-1))].Microseconds()) }
+	b.ReportMetric(q(0.5), "p50-µs")
+	b.ReportMetric(q(0.99), "p99-µs")
 }

@@ -32,7 +32,7 @@ type testServer struct {
 	url string
 }
 
-func startServer(t *testing.T, cfg sfu.Config) *testServer {
+func startServer(t testing.TB, cfg sfu.Config) *testServer {
 	t.Helper()
 	srv, err := sfu.New(cfg)
 	if err != nil {
@@ -57,7 +57,7 @@ func (s *testServer) counts() core.Counts {
 	return c
 }
 
-func pionAPI(t *testing.T, network pion.NetworkType) *pion.API {
+func pionAPI(t testing.TB, network pion.NetworkType) *pion.API {
 	t.Helper()
 	// TWCC: send transport-wide sequence numbers, as browsers do, so the
 	// server's congestion-control feedback can be checked.
@@ -81,7 +81,7 @@ var codecParams = map[string]pion.RTPCodecParameters{
 }
 
 // signal does the WHIP/WHEP exchange for pc and returns the session URL.
-func signal(t *testing.T, pc *pion.PeerConnection, url string) (location, etag string) {
+func signal(t testing.TB, pc *pion.PeerConnection, url string) (location, etag string) {
 	t.Helper()
 	offer, err := pc.CreateOffer(nil)
 	if err != nil {
@@ -111,7 +111,7 @@ func signal(t *testing.T, pc *pion.PeerConnection, url string) (location, etag s
 	return loc, resp.Header.Get("ETag")
 }
 
-func deleteSession(t *testing.T, url string) {
+func deleteSession(t testing.TB, url string) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodDelete, url, nil)
 	resp, err := http.DefaultClient.Do(req)
@@ -140,7 +140,7 @@ type pubTrack struct {
 	src  testutil.Source
 }
 
-func publish(t *testing.T, srv *testServer, api *pion.API, room string, tracks ...pubTrack) *publisher {
+func publish(t testing.TB, srv *testServer, api *pion.API, room string, tracks ...pubTrack) *publisher {
 	t.Helper()
 	pc, err := api.NewPeerConnection(pion.Configuration{})
 	if err != nil {
@@ -240,9 +240,12 @@ type viewer struct {
 	reorder testutil.Reorder
 	checker *testutil.Checker
 	wg      sync.WaitGroup
+	// onPacket, when set before media flows, sees every packet as it
+	// arrives (under mu), before the reorder buffer.
+	onPacket func(now time.Time, pkt []byte)
 }
 
-func view(t *testing.T, srv *testServer, api *pion.API, room, name string) *viewer {
+func view(t testing.TB, srv *testServer, api *pion.API, room, name string) *viewer {
 	t.Helper()
 	pc, err := api.NewPeerConnection(pion.Configuration{})
 	if err != nil {
@@ -274,6 +277,9 @@ func view(t *testing.T, srv *testServer, api *pion.API, room, name string) *view
 				}
 				now := time.Now()
 				v.mu.Lock()
+				if v.onPacket != nil {
+					v.onPacket(now, buf[:n])
+				}
 				v.reorder.Push(buf[:n], func(p []byte) { v.checker.HandleRTP(now, p) })
 				v.mu.Unlock()
 			}
@@ -302,7 +308,7 @@ func (v *viewer) err() error {
 	return v.checker.Err()
 }
 
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {

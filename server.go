@@ -81,5 +81,17 @@ func (s *Server) TCPAddr() netip.AddrPort { return s.d.TCPAddr() }
 // (zero without Config.Cluster).
 func (s *Server) SDNAddr() sdn.Addr { return s.d.SDNAddr() }
 
+// SDNNeighbours are the other nodes this one has links to (nil without
+// Config.Cluster).
+func (s *Server) SDNNeighbours() []sdn.NeighbourInfo {
+	var nb []sdn.NeighbourInfo
+	s.d.Inspect(func(n *core.Node) {
+		if r := n.Router(); r != nil {
+			nb = r.Neighbours()
+		}
+	})
+	return nb
+}
+
 // Driver is the WebRTC driver, for stats and inspection.
 func (s *Server) Driver() *driver.Driver { return s.d }
