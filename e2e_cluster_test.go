@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -44,7 +43,8 @@ func serverBinary(t *testing.T) string {
 			return
 		}
 		serverBin = filepath.Join(dir, "server")
-		out, err := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", serverBin, "./examples/server").CombinedOutput()
+		// The go command that runs the tests is on PATH (go test needs it).
+		out, err := exec.Command("go", "build", "-o", serverBin, "./examples/server").CombinedOutput()
 		if err != nil {
 			serverErr = fmt.Errorf("go build ./examples/server: %v\n%s", err, out)
 		}
