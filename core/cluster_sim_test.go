@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"flag"
 	"fmt"
-	"net/netip"
 	"slices"
 	"testing"
 	"time"
@@ -21,13 +20,12 @@ import (
 // linked to their node, synthetic publishers and checking subscribers.
 // Every input is followed by draining Poll as a driver would.
 type cworld struct {
-	t        testing.TB
-	s        *testutil.Sim
-	nodes    []*cnode
-	byID     map[sdn.NodeID]*cnode
-	edges    map[[2]sdn.NodeID]*cedge
-	nextLink sdn.LinkID
-	secret   []byte
+	t      testing.TB
+	s      *testutil.Sim
+	net    *testutil.Net
+	nodes  []*cnode
+	byID   map[sdn.NodeID]*cnode
+	secret []byte
 	// rx, when set, counts mData arrivals per (node, channel, seq): the
 	// tree check.
 	rx    map[[3]uint64]int
@@ -36,28 +34,17 @@ type cworld struct {
 
 type cnode struct {
 	w     *cworld
+	nn    *testutil.NetNode
 	idx   int
 	id    sdn.NodeID
 	n     *Node
 	alive bool
-	links map[sdn.LinkID]*clink
-	wake  time.Time
 	peers map[Handle]*cpeer
 	rtcp  []byte
 }
 
-type clink struct {
-	self, peer *cnode
-	peerLink   sdn.LinkID
-	path       *testutil.Link
-	edge       *cedge
-	closed     bool
-}
-
-type cedge struct {
-	a, b   sdn.NodeID
-	ab, ba *testutil.Link
-}
+// cedge is the simulated network's edge: A < B, a Link each way.
+type cedge = testutil.Edge
 
 type cpeer struct {
 	id, room string
@@ -111,62 +98,35 @@ func (p *cpeer) delivered() (got, span int) {
 }
 
 func newCWorld(t testing.TB, seed uint64) *cworld {
-	return &cworld{t: t, s: testutil.NewSim(t, seed), byID: map[sdn.NodeID]*cnode{}, edges: map[[2]sdn.NodeID]*cedge{},
-		secret: []byte("test secret")}
-}
-
-func cedgeKey(a, b sdn.NodeID) [2]sdn.NodeID {
-	if a > b {
-		a, b = b, a
+	sim := testutil.NewSim(t, seed)
+	w := &cworld{t: t, s: sim, net: testutil.NewNet(sim), byID: map[sdn.NodeID]*cnode{}, secret: []byte("test secret")}
+	w.net.Tap = func(to *testutil.NetNode, data []byte) {
+		if w.rx != nil && len(data) >= 13 && data[0] == 13 { // sdn data: count per (node, channel, seq)
+			k := [3]uint64{uint64(to.ID), binary.BigEndian.Uint64(data[1:]), uint64(binary.BigEndian.Uint32(data[9:]))}
+			w.rx[k]++
+			if w.rx[k] > 1 {
+				w.dupRx++
+			}
+		}
 	}
-	return [2]sdn.NodeID{a, b}
-}
-
-func cAddr(id sdn.NodeID) sdn.Addr {
-	return sdn.Addr{Node: id, UDP: netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(id))}
+	return w
 }
 
 func (w *cworld) addNode(id sdn.NodeID) *cnode {
-	c := &cnode{w: w, idx: len(w.nodes), id: id, peers: map[Handle]*cpeer{}, rtcp: make([]byte, 64)}
+	c := &cnode{w: w, nn: w.net.AddNode(id), idx: len(w.nodes), id: id, peers: map[Handle]*cpeer{}, rtcp: make([]byte, 64)}
 	w.nodes = append(w.nodes, c)
 	w.byID[id] = c
 	return c
 }
 
 func (w *cworld) connect(a, b sdn.NodeID, lat, jitter time.Duration, loss float64) *cedge {
-	k := cedgeKey(a, b)
-	e := &cedge{a: k[0], b: k[1], ab: &testutil.Link{Latency: lat, Jitter: jitter, Loss: loss}, ba: &testutil.Link{Latency: lat, Jitter: jitter, Loss: loss}}
-	w.edges[k] = e
-	return e
-}
-
-func (e *cedge) from(a sdn.NodeID) *testutil.Link {
-	if a == e.a {
-		return e.ab
-	}
-	return e.ba
+	return w.net.Connect(a, b, lat, jitter, loss)
 }
 
 // start creates the node's Router and Node; it dials its edges to higher ids.
 func (w *cworld) start(c *cnode) {
-	var seeds []sdn.Addr
-	keys := make([][2]sdn.NodeID, 0, len(w.edges))
-	for k := range w.edges {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, func(x, y [2]sdn.NodeID) int {
-		if x[0] != y[0] {
-			return int(x[0]) - int(y[0])
-		}
-		return int(x[1]) - int(y[1])
-	})
-	for _, k := range keys {
-		if k[0] == c.id {
-			seeds = append(seeds, cAddr(k[1]))
-		}
-	}
 	seed := w.s.Seed*1000 + uint64(c.idx)
-	r, err := sdn.New(sdn.Config{ID: c.id, Seeds: seeds, Secret: w.secret, Seed: seed, Listen: cAddr(c.id).UDP}, w.s.Now())
+	r, err := sdn.New(sdn.Config{ID: c.id, Seeds: w.net.Seeds(c.id), Secret: w.secret, Seed: seed, Listen: testutil.NetAddr(c.id).UDP}, w.s.Now())
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -174,9 +134,9 @@ func (w *cworld) start(c *cnode) {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	c.n, c.alive, c.links, c.wake = n, true, map[sdn.LinkID]*clink{}, time.Time{}
+	c.n, c.alive = n, true
 	c.peers = map[Handle]*cpeer{}
-	c.drain()
+	c.nn.Start(n, n.HandleLinkMessage, c.poll)
 }
 
 func (w *cworld) startAll() {
@@ -192,54 +152,16 @@ func (w *cworld) kill(c *cnode) {
 	for _, p := range c.peers {
 		p.alive = false
 	}
-	w.s.Logf("kill %d", c.id)
+	c.nn.Kill()
 }
 
-func (w *cworld) dial(c *cnode, a sdn.Addr) {
-	m := w.byID[a.Node]
-	e := w.edges[cedgeKey(c.id, a.Node)]
-	n := c.n
-	fail := func(now time.Time) {
-		if c.alive && c.n == n {
-			c.n.HandleDialFailed(now, a)
-			c.drain()
-		}
-	}
-	if m == nil || e == nil {
-		w.s.After(100*time.Millisecond, fail)
-		return
-	}
-	w.s.After(e.ab.Latency+e.ba.Latency, func(now time.Time) {
-		if !c.alive || c.n != n {
-			return
-		}
-		if e.ab.Down || !m.alive {
-			fail(now)
-			return
-		}
-		w.nextLink++
-		la := &clink{self: c, peer: m, path: e.from(c.id), edge: e}
-		ida := w.nextLink
-		w.nextLink++
-		lb := &clink{self: m, peer: c, path: e.from(m.id), edge: e}
-		idb := w.nextLink
-		la.peerLink, lb.peerLink = idb, ida
-		c.links[ida], m.links[idb] = la, lb
-		m.n.HandleLinkUp(now, idb, sdn.LinkInfo{})
-		m.drain()
-		c.n.HandleLinkUp(now, ida, sdn.LinkInfo{Dialed: true, Peer: m.id})
-		c.drain()
-	})
-}
+// drain polls the node's outputs and schedules its next wake-up.
+func (c *cnode) drain() { c.nn.Drain() }
 
-// drain does what a driver does after every input: Poll until false,
-// then schedule a wake-up at PollTimeout.
-func (c *cnode) drain() {
+// poll does what a driver does after every input: Poll until false
+// (testutil.Net then schedules the wake-up at PollTimeout).
+func (c *cnode) poll() {
 	w := c.w
-	if !c.alive {
-		return
-	}
-	now := w.s.Now()
 	for {
 		o, ok := c.n.Poll(c.rtcp)
 		if !ok {
@@ -280,65 +202,17 @@ func (c *cnode) drain() {
 				})
 			}
 		case OutputLink:
-			l := c.links[o.Link]
-			if l == nil || l.closed {
-				continue
-			}
-			data := slices.Clone(o.Data)
-			peer, pl := l.peer, l.peerLink
-			w.s.Send(l.path, len(data)+40, func(now time.Time) {
-				if !peer.alive {
-					return
-				}
-				if ll := peer.links[pl]; ll == nil || ll.closed {
-					return
-				}
-				if w.rx != nil && len(data) >= 13 && data[0] == 13 { // sdn data: count per (node, channel, seq)
-					k := [3]uint64{uint64(peer.id), binary.BigEndian.Uint64(data[1:]), uint64(binary.BigEndian.Uint32(data[9:]))}
-					w.rx[k]++
-					if w.rx[k] > 1 {
-						w.dupRx++
-					}
-				}
-				peer.n.HandleLinkMessage(now, pl, data)
-				peer.drain()
-			})
+			c.nn.Send(o.Link, o.Data)
 		case OutputDial:
-			w.dial(c, o.Addr)
+			c.nn.Dial(o.Addr)
 		case OutputCloseLink:
-			if l := c.links[o.Link]; l != nil {
-				l.closed = true
-				delete(c.links, o.Link)
-				peer, pl := l.peer, l.peerLink
-				w.s.After(l.path.Latency, func(now time.Time) {
-					if peer.alive && peer.links[pl] != nil {
-						delete(peer.links, pl)
-						peer.n.HandleLinkDown(now, pl)
-						peer.drain()
-					}
-				})
-			}
+			c.nn.CloseLink(o.Link)
 		case OutputEvent:
 			if p := c.peers[o.Endpoint]; p != nil {
 				w.s.Logf("event %d %s %T %v", c.id, p.id, o.Event, o.Event)
 				p.told[eventString(o.Event)] = true
 			}
 		}
-	}
-	if at, ok := c.n.PollTimeout(); ok && (c.wake.IsZero() || at.Before(c.wake) || !c.wake.After(now)) {
-		if at.Before(now) {
-			at = now
-		}
-		c.wake = at
-		n := c.n
-		w.s.At(at, func(now time.Time) {
-			if !c.alive || c.n != n || !now.Equal(c.wake) {
-				return
-			}
-			c.wake = time.Time{}
-			c.n.HandleTimeout(now)
-			c.drain()
-		})
 	}
 }
 
@@ -395,7 +269,7 @@ func twoZones(w *cworld) {
 	}
 	rnd := w.s.Rand
 	link := func(a, b sdn.NodeID, lo, hi time.Duration) {
-		if a != b && w.edges[cedgeKey(a, b)] == nil {
+		if a != b && w.net.Edge(a, b) == nil {
 			w.connect(a, b, w.s.Duration(lo, hi), w.s.Duration(0, 500*time.Microsecond), 0)
 		}
 	}
@@ -629,9 +503,7 @@ func eventString(e endpoint.Event) string {
 
 // cut partitions or heals an edge.
 func (w *cworld) cut(a, b sdn.NodeID, down bool) {
-	e := w.edges[cedgeKey(a, b)]
-	e.ab.Down, e.ba.Down = down, down
-	w.s.Logf("cut %d-%d %v", a, b, down)
+	w.net.SetCut(w.net.Edge(a, b), down)
 }
 
 // TestClusterPartitionHeals: a chain 1–2–3–4 cut between 2 and 3 for
@@ -819,7 +691,7 @@ func vopr(t testing.TB, seed uint64) uint64 {
 	var edges []*cedge
 	link := func(a, b int) {
 		x, y := w.nodes[a].id, w.nodes[b].id
-		if a != b && w.edges[cedgeKey(x, y)] == nil {
+		if a != b && w.net.Edge(x, y) == nil {
 			lat := w.s.Duration(time.Millisecond, 10*time.Millisecond)
 			if x.Zone() != y.Zone() {
 				lat += 20 * time.Millisecond
@@ -891,12 +763,12 @@ func vopr(t testing.TB, seed uint64) uint64 {
 			}
 		case op == 5 && len(edges) > 0:
 			e := edges[rnd.IntN(len(edges))]
-			e.ab.Loss = float64(rnd.IntN(11)) / 100
-			e.ba.Loss = e.ab.Loss
-			w.s.Logf("loss %d-%d %v", e.a, e.b, e.ab.Loss)
+			e.AB.Loss = float64(rnd.IntN(11)) / 100
+			e.BA.Loss = e.AB.Loss
+			w.s.Logf("loss %d-%d %v", e.A, e.B, e.AB.Loss)
 		case op == 6 && len(edges) > 0:
 			e := edges[rnd.IntN(len(edges))]
-			w.cut(e.a, e.b, !e.ab.Down)
+			w.cut(e.A, e.B, !e.AB.Down)
 		case op == 7:
 			if crashed < 0 {
 				crashed = rnd.IntN(nodes)
@@ -910,7 +782,10 @@ func vopr(t testing.TB, seed uint64) uint64 {
 	}
 	// Heal.
 	for _, e := range edges {
-		e.ab.Loss, e.ba.Loss, e.ab.Down, e.ba.Down = 0, 0, false, false
+		e.AB.Loss, e.BA.Loss = 0, 0
+		if e.Cut {
+			w.net.SetCut(e, false)
+		}
 	}
 	if crashed >= 0 {
 		w.start(w.nodes[crashed])
@@ -1035,7 +910,7 @@ func bigCluster(tb testing.TB, seed uint64, media bool) *cworld {
 		zones[z] = append(zones[z], id)
 	}
 	link := func(a, b sdn.NodeID, lo, hi time.Duration) {
-		if a != b && w.edges[cedgeKey(a, b)] == nil {
+		if a != b && w.net.Edge(a, b) == nil {
 			w.connect(a, b, w.s.Duration(lo, hi), w.s.Duration(0, 500*time.Microsecond), 0)
 		}
 	}

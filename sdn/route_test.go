@@ -144,7 +144,7 @@ func TestLossyLinkAvoided(t *testing.T) {
 func (s *simNet) connected() bool {
 	adj := map[*simNode][]*simNode{}
 	for _, e := range s.edges {
-		a, b := s.byID[e.a], s.byID[e.b]
+		a, b := s.byID[e.A], s.byID[e.B]
 		if e.cut || !a.alive || !b.alive {
 			continue
 		}
@@ -208,7 +208,7 @@ func (s *simNet) fail(fracNodes, fracLinks float64) (killed []*simNode, cut []*s
 	want = int(fracLinks * float64(len(keys)))
 	for tries := 0; len(cut) < want && tries < 10000; tries++ {
 		e := s.edges[keys[rnd.IntN(len(keys))]]
-		if e.cut || !s.byID[e.a].alive || !s.byID[e.b].alive {
+		if e.cut || !s.byID[e.A].alive || !s.byID[e.B].alive {
 			continue
 		}
 		e.cut = true

@@ -4,8 +4,6 @@ import (
 	"container/heap"
 	"fmt"
 	"math"
-	"net/netip"
-	"slices"
 	"testing"
 	"time"
 
@@ -13,18 +11,18 @@ import (
 	"github.com/sansrtc/sfu/sdn"
 )
 
-// simNet runs Routers over simulated links: the driver of the sans-IO
-// contract, in virtual time. Every Handle call is followed by draining
-// every Poll and scheduling a wake-up at PollTimeout.
+// simNet runs Routers on testutil's simulated network: the driver of the
+// sans-IO contract, in virtual time. Every Handle call is followed by
+// draining every Poll and scheduling a wake-up at PollTimeout.
 type simNet struct {
-	tb       testing.TB
-	sim      *testutil.Sim
-	nodes    []*simNode
-	byID     map[sdn.NodeID]*simNode
-	edges    map[[2]sdn.NodeID]*simEdge
-	nextLink sdn.LinkID
-	secret   []byte
-	tune     func(*sdn.Config)
+	tb     testing.TB
+	sim    *testutil.Sim
+	net    *testutil.Net
+	nodes  []*simNode
+	byID   map[sdn.NodeID]*simNode
+	edges  map[[2]sdn.NodeID]*simEdge
+	secret []byte
+	tune   func(*sdn.Config)
 	// flat starts every node with Config.FlatRoutes, and makes the
 	// routing checks demand the cheapest path to every node.
 	flat bool
@@ -43,36 +41,28 @@ type simNet struct {
 
 type simNode struct {
 	net    *simNet
+	nn     *testutil.NetNode
 	idx    int
 	id     sdn.NodeID
 	r      *sdn.Router
 	alive  bool
-	links  map[sdn.LinkID]*simLink
-	wakeAt time.Time
 	routeV uint64
 	secret []byte
 }
 
-type simLink struct {
-	id       sdn.LinkID
-	self     *simNode
-	peer     *simNode
-	peerLink sdn.LinkID
-	path     *testutil.Link
-	edge     *simEdge
-	closed   bool
-}
-
+// simEdge is a testutil.Edge with the names the tests use.
 type simEdge struct {
-	a, b   sdn.NodeID
+	*testutil.Edge
 	ab, ba *testutil.Link
 	cut    bool
 }
 
 func newSimNet(tb testing.TB, seed uint64) *simNet {
+	sim := testutil.NewSim(tb, seed)
 	return &simNet{
 		tb:     tb,
-		sim:    testutil.NewSim(tb, seed),
+		sim:    sim,
+		net:    testutil.NewNet(sim),
 		byID:   make(map[sdn.NodeID]*simNode),
 		edges:  make(map[[2]sdn.NodeID]*simEdge),
 		secret: []byte("cluster secret"),
@@ -96,13 +86,9 @@ func edgeKey(a, b sdn.NodeID) [2]sdn.NodeID {
 	return [2]sdn.NodeID{a, b}
 }
 
-func fakeAddr(id sdn.NodeID) sdn.Addr {
-	return sdn.Addr{Node: id, UDP: netip.AddrPortFrom(netip.MustParseAddr("10.0.0.1"), uint16(id))}
-}
-
 // addNode declares a node; start creates the Routers once edges exist.
 func (s *simNet) addNode(id sdn.NodeID) *simNode {
-	n := &simNode{net: s, idx: len(s.nodes), id: id, links: make(map[sdn.LinkID]*simLink), secret: s.secret}
+	n := &simNode{net: s, nn: s.net.AddNode(id), idx: len(s.nodes), id: id, secret: s.secret}
 	s.nodes = append(s.nodes, n)
 	s.byID[id] = n
 	return n
@@ -110,22 +96,14 @@ func (s *simNet) addNode(id sdn.NodeID) *simNode {
 
 // connect adds a symmetric link; the lower id dials.
 func (s *simNet) connect(a, b sdn.NodeID, lat, jitter time.Duration, loss float64) *simEdge {
-	k := edgeKey(a, b)
-	e := &simEdge{a: k[0], b: k[1],
-		ab: &testutil.Link{Latency: lat, Jitter: jitter, Loss: loss},
-		ba: &testutil.Link{Latency: lat, Jitter: jitter, Loss: loss}}
-	s.edges[k] = e
+	te := s.net.Connect(a, b, lat, jitter, loss)
+	e := &simEdge{Edge: te, ab: te.AB, ba: te.BA}
+	s.edges[edgeKey(a, b)] = e
 	return e
 }
 
 func (s *simNet) start(n *simNode) {
-	var seeds []sdn.Addr
-	for _, k := range s.sortedEdges() {
-		if k[0] == n.id {
-			seeds = append(seeds, fakeAddr(k[1]))
-		}
-	}
-	cfg := sdn.Config{ID: n.id, Seeds: seeds, Secret: n.secret, Seed: s.sim.Seed*1000 + uint64(n.idx), Listen: fakeAddr(n.id).UDP}
+	cfg := sdn.Config{ID: n.id, Seeds: s.net.Seeds(n.id), Secret: n.secret, Seed: s.sim.Seed*1000 + uint64(n.idx), Listen: testutil.NetAddr(n.id).UDP}
 	cfg.FlatRoutes = s.flat
 	if s.tune != nil {
 		s.tune(&cfg)
@@ -135,9 +113,7 @@ func (s *simNet) start(n *simNode) {
 		s.tb.Fatal(err)
 	}
 	n.r, n.alive = r, true
-	n.links = make(map[sdn.LinkID]*simLink)
-	n.wakeAt = time.Time{}
-	n.drain()
+	n.nn.Start(r, r.HandleMessage, n.drain)
 }
 
 func (s *simNet) startAll() {
@@ -147,38 +123,25 @@ func (s *simNet) startAll() {
 }
 
 func (s *simNet) sortedEdges() [][2]sdn.NodeID {
-	ks := make([][2]sdn.NodeID, 0, len(s.edges))
-	for k := range s.edges {
-		ks = append(ks, k)
+	var ks [][2]sdn.NodeID
+	for _, e := range s.net.Edges() {
+		ks = append(ks, [2]sdn.NodeID{e.A, e.B})
 	}
-	slices.SortFunc(ks, func(x, y [2]sdn.NodeID) int {
-		if x[0] != y[0] {
-			return int(x[0]) - int(y[0])
-		}
-		return int(x[1]) - int(y[1])
-	})
 	return ks
-}
-
-func (e *simEdge) from(a sdn.NodeID) *testutil.Link {
-	if a == e.a {
-		return e.ab
-	}
-	return e.ba
 }
 
 // kill stops a node: it processes nothing more and sends nothing.
 func (s *simNet) kill(n *simNode) {
 	n.alive = false
-	s.sim.Logf("kill %d", n.id)
+	n.nn.Kill()
 }
 
 func (s *simNet) cut(e *simEdge, down bool) {
 	e.cut = down
-	e.ab.Down, e.ba.Down = down, down
-	s.sim.Logf("cut %d-%d %v", e.a, e.b, down)
+	s.net.SetCut(e.Edge, down)
 }
 
+// drain polls the Router's outputs; testutil.Net schedules its wake-up.
 func (n *simNode) drain() {
 	s := n.net
 	for {
@@ -189,22 +152,7 @@ func (n *simNode) drain() {
 		if s.tap != nil {
 			s.tap(n, t)
 		}
-		l := n.links[t.Link]
-		if l == nil || l.closed {
-			continue
-		}
-		data := slices.Clone(t.Data)
-		peer, pl := l.peer, l.peerLink
-		s.sim.Send(l.path, len(data)+40, func(now time.Time) {
-			if !peer.alive {
-				return
-			}
-			if pll := peer.links[pl]; pll == nil || pll.closed {
-				return
-			}
-			peer.r.HandleMessage(now, pl, data)
-			peer.drain()
-		})
+		n.nn.Send(t.Link, t.Data)
 	}
 	for {
 		d, ok := n.r.PollData()
@@ -226,18 +174,6 @@ func (n *simNode) drain() {
 		n.routeV = n.r.RouteVersion()
 		s.checkLoopsFrom(n)
 	}
-	if t, ok := n.r.PollTimeout(); ok && (n.wakeAt.IsZero() || t.Before(n.wakeAt)) {
-		n.wakeAt = t
-		r := n.r
-		s.sim.At(t, func(now time.Time) {
-			if !n.alive || n.r != r || !n.wakeAt.Equal(t) {
-				return
-			}
-			n.wakeAt = time.Time{}
-			n.r.HandleTimeout(now)
-			n.drain()
-		})
-	}
 }
 
 func (n *simNode) handleEvent(ev sdn.Event) {
@@ -247,62 +183,13 @@ func (n *simNode) handleEvent(ev sdn.Event) {
 	}
 	switch e := ev.(type) {
 	case sdn.EventDial:
-		s.dial(n, e.Addr)
+		n.nn.Dial(e.Addr)
 	case sdn.EventClose:
-		if l := n.links[e.Link]; l != nil {
-			l.closed = true
-			delete(n.links, e.Link)
-			peer, pl := l.peer, l.peerLink
-			if !l.edge.cut {
-				s.sim.After(l.path.Latency, func(now time.Time) {
-					if peer.alive && peer.links[pl] != nil {
-						delete(peer.links, pl)
-						peer.r.HandleLinkDown(now, pl)
-						peer.drain()
-					}
-				})
-			}
-		}
+		n.nn.CloseLink(e.Link)
 	}
 	if s.onEvent != nil {
 		s.onEvent(n, ev)
 	}
-}
-
-// dial connects after one round trip, or fails after a while.
-func (s *simNet) dial(n *simNode, a sdn.Addr) {
-	m := s.byID[a.Node]
-	e := s.edges[edgeKey(n.id, a.Node)]
-	r := n.r
-	if m == nil || e == nil {
-		s.sim.After(100*time.Millisecond, func(now time.Time) {
-			if n.alive && n.r == r {
-				n.r.HandleDialFailed(now, a)
-				n.drain()
-			}
-		})
-		return
-	}
-	s.sim.After(e.ab.Latency+e.ba.Latency, func(now time.Time) {
-		if !n.alive || n.r != r {
-			return
-		}
-		if e.cut || !m.alive {
-			n.r.HandleDialFailed(now, a)
-			n.drain()
-			return
-		}
-		s.nextLink++
-		la := &simLink{id: s.nextLink, self: n, peer: m, path: e.from(n.id), edge: e}
-		s.nextLink++
-		lb := &simLink{id: s.nextLink, self: m, peer: n, path: e.from(m.id), edge: e}
-		la.peerLink, lb.peerLink = lb.id, la.id
-		n.links[la.id], m.links[lb.id] = la, lb
-		m.r.HandleLinkUp(now, lb.id, sdn.LinkInfo{})
-		m.drain()
-		n.r.HandleLinkUp(now, la.id, sdn.LinkInfo{Dialed: true, Peer: m.id})
-		n.drain()
-	})
 }
 
 // walk follows next hops from src to dst. It returns the path (including

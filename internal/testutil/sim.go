@@ -1,7 +1,9 @@
 // Package testutil is the deterministic discrete-event simulator that the
 // core and sdn tests run on: a virtual clock, a seeded PRNG (math/rand/v2
 // PCG), an event queue, links with latency, jitter, loss, reordering,
-// bandwidth caps and partitions, synthetic media sources and checking sinks.
+// bandwidth caps and partitions, synthetic media sources and checking sinks,
+// and Net, a network of overlay nodes (sdn Routers, or core Nodes with
+// one) that the sdn and the cluster simulations both run on.
 //
 // Nothing here reads the wall clock or an unseeded random source: one seed
 // chooses everything, and a failing test prints the seed so that
