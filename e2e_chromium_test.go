@@ -124,22 +124,7 @@ func TestChromiumPublishAndView(t *testing.T) {
 			pub := tab(t, browser, fmt.Sprintf("%s/publish.html?room=%s&autostart=1&%s", base, room, c.query))
 			waitJS(t, pub, 15*time.Second, "window.published === true", "window.publishError || document.getElementById('status').textContent")
 			view := tab(t, browser, fmt.Sprintf("%s/view.html?room=%s&autostart=1", base, room))
-			var st viewStats
-			deadline := time.Now().Add(30 * time.Second)
-			for {
-				var err error
-				if st, err = chromedp.Run(view, chromedp.Evaluate[viewStats](`window.viewStats`)); err != nil {
-					t.Fatal(err)
-				}
-				if st.FramesDecoded >= 60 && st.AudioEnergy > 0 {
-					break
-				}
-				if time.Now().After(deadline) {
-					text, _ := chromedp.Run(view, chromedp.Evaluate[string](`window.viewError || document.getElementById('stats').textContent`))
-					t.Fatalf("viewer stats %+v after 30s: %s (driver %+v)", st, text, srv.Driver().Stats())
-				}
-				time.Sleep(250 * time.Millisecond)
-			}
+			st := waitDecoded(t, view, func() string { return fmt.Sprintf("driver %+v", srv.Driver().Stats()) })
 			t.Logf("viewer decoded %v %s frames at %vx%v, audio energy %.4f", st.FramesDecoded, st.Codec, st.Width, st.Height, st.AudioEnergy)
 			if st.Codec != c.codec {
 				t.Fatalf("viewer decoded %q, want %q", st.Codec, c.codec)
@@ -152,6 +137,28 @@ func TestChromiumPublishAndView(t *testing.T) {
 			}
 			waitFor(t, 5*time.Second, "every session to end", func() bool { return srv.counts() == (core.Counts{}) })
 		})
+	}
+}
+
+// waitDecoded waits up to 30 s for the viewer page in view to decode 60
+// frames and hear audio energy, and returns its stats; why says more
+// when it does not.
+func waitDecoded(t *testing.T, view context.Context, why func() string) viewStats {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, err := chromedp.Run(view, chromedp.Evaluate[viewStats](`window.viewStats`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.FramesDecoded >= 60 && st.AudioEnergy > 0 {
+			return st
+		}
+		if time.Now().After(deadline) {
+			text, _ := chromedp.Run(view, chromedp.Evaluate[string](`window.viewError || document.getElementById('stats').textContent`))
+			t.Fatalf("viewer stats %+v after 30s: %s (%s)", st, text, why())
+		}
+		time.Sleep(250 * time.Millisecond)
 	}
 }
 

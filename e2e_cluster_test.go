@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/chromedp"
 	pion "github.com/pion/webrtc/v4"
 
 	"github.com/sansrtc/sfu"
@@ -229,22 +228,7 @@ func TestClusterProcessesChromium(t *testing.T) {
 			pub := tab(t, browser, fmt.Sprintf("%s/publish.html?room=%s&autostart=1&%s", ns[0].url, room, c.query))
 			waitJS(t, pub, 15*time.Second, "window.published === true", "window.publishError || document.getElementById('status').textContent")
 			view := tab(t, browser, fmt.Sprintf("%s/view.html?room=%s&autostart=1", ns[2].url, room))
-			var st viewStats
-			deadline := time.Now().Add(30 * time.Second)
-			for {
-				var err error
-				if st, err = chromedp.Run(view, chromedp.Evaluate[viewStats](`window.viewStats`)); err != nil {
-					t.Fatal(err)
-				}
-				if st.FramesDecoded >= 60 && st.AudioEnergy > 0 {
-					break
-				}
-				if time.Now().After(deadline) {
-					text, _ := chromedp.Run(view, chromedp.Evaluate[string](`window.viewError || document.getElementById('stats').textContent`))
-					t.Fatalf("viewer on node 3: stats %+v after 30s: %s", st, text)
-				}
-				time.Sleep(250 * time.Millisecond)
-			}
+			st := waitDecoded(t, view, func() string { return "viewer on node 3" })
 			t.Logf("viewer on node 3 decoded %v %s frames at %vx%v, audio energy %.4f", st.FramesDecoded, st.Codec, st.Width, st.Height, st.AudioEnergy)
 		})
 	}

@@ -219,8 +219,15 @@ func (c *cnode) poll() {
 // join connects a peer to node c and puts it in room, auto-subscribing.
 func (w *cworld) join(c *cnode, id, room string) *cpeer {
 	w.t.Helper()
+	return w.joinWith(c, room, EndpointConfig{PeerID: id, AutoSubscribe: true})
+}
+
+// joinWith connects a peer configured by cfg to node c and puts it in room.
+func (w *cworld) joinWith(c *cnode, room string, cfg EndpointConfig) *cpeer {
+	w.t.Helper()
 	now := w.s.Now()
-	h, err := c.n.CreateEndpoint(now, EndpointConfig{PeerID: id, AutoSubscribe: true})
+	id := cfg.PeerID
+	h, err := c.n.CreateEndpoint(now, cfg)
 	if err != nil {
 		w.t.Fatalf("create %s: %v", id, err)
 	}
@@ -987,16 +994,10 @@ func TestClusterSlotsFollowTheRoom(t *testing.T) {
 	w.s.RunFor(3 * time.Second)
 	c := w.nodes[2]
 	now := w.s.Now()
-	h, err := c.n.CreateEndpoint(now, EndpointConfig{PeerID: "carol#whep", ExcludePeer: "carol",
+	view := w.joinWith(c, "room", EndpointConfig{PeerID: "carol#whep", ExcludePeer: "carol",
 		Slots: []Slot{{SSRC: 777, Kind: track.KindVideo, PayloadTypes: map[track.Codec]uint8{track.CodecVP8: 96}}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	view := &cpeer{id: "carol#whep", room: "room", node: c, h: h, alive: true, sources: map[uint32]testutil.Source{}, told: map[string]bool{},
-		up: &testutil.Link{Latency: 2 * time.Millisecond}, down: &testutil.Link{Latency: 2 * time.Millisecond},
-		checker: testutil.NewChecker(testutil.CheckerConfig{Name: "carol#whep", PictureIDs: false})}
-	c.peers[h] = view
-	must(t, c.n.Join(now, h, "room"))
+	h := view.h
+	view.checker = testutil.NewChecker(testutil.CheckerConfig{Name: "carol#whep"})
 	must(t, c.n.StartSlots(now, h))
 	c.drain()
 	own := w.join(c, "carol", "room") // the viewer's own publishing session
@@ -1052,15 +1053,9 @@ func TestClusterSimulcastPullsLayers(t *testing.T) {
 	w.startAll()
 	w.s.RunFor(3 * time.Second)
 	c := w.nodes[2]
-	now := w.s.Now()
-	h, err := c.n.CreateEndpoint(now, EndpointConfig{PeerID: "viewer"})
-	must(t, err)
-	view := &cpeer{id: "viewer", room: "room", node: c, h: h, alive: true, sources: map[uint32]testutil.Source{}, told: map[string]bool{},
-		up: &testutil.Link{Latency: 2 * time.Millisecond}, down: &testutil.Link{Latency: 2 * time.Millisecond},
-		checker: testutil.NewChecker(testutil.CheckerConfig{Name: "viewer"})}
-	c.peers[h] = view
-	must(t, c.n.Join(now, h, "room"))
-	c.drain()
+	view := w.joinWith(c, "room", EndpointConfig{PeerID: "viewer"})
+	h := view.h
+	view.checker = testutil.NewChecker(testutil.CheckerConfig{Name: "viewer"})
 
 	pub := w.join(w.nodes[0], "alice", "room")
 	tag := testutil.TagOf("room", "alice", "cam")
