@@ -12,40 +12,6 @@ import (
 	"github.com/sansrtc/sfu/track"
 )
 
-// Rooms across nodes. With a Router attached (Attach), every room this
-// node has members in is also a replicated sdn map, "r:" + room, holding
-// one entry per member ("p:" + peer → the join time) and per published
-// track ("t:" + peer + "\x00" + track → its Info), each owned by the node
-// the peer is connected to; soft state, so a dead node's entries vanish
-// everywhere within the Router's SoftStateTimeout. The node subscribes to
-// the maps of its rooms only, and turns their events into the same
-// notices as local joins and publications.
-//
-// Every published encoding is an sdn channel, ChannelID(room, peer,
-// track, encoding). The publisher's node publishes them and sends each
-// stored packet as a mediaframe on every encoding some node pulls. A node
-// with subscribers to a remote track holds one relay RemoteTrack for it,
-// fed from the channels of the encodings its LocalTracks want (the one
-// asked for, the one aimed at, the one forwarded and, when the asked-for
-// one stays silent for track.ActiveWindow after it is pulled, those below
-// it), so endpoint and LocalTrack cannot tell a relay from a
-// publisher. The relay keeps its own bounded history: subscribers' NACKs
-// are answered from it, and a hole it has itself is NACKed upstream (sdn
-// SendUpstream) and answered from the history of the nearest node above
-// that has the packet (sdn SendRepair). Keyframe requests and bitrate
-// ranges go up the tree through the Router, aggregated per hop.
-//
-// Peer ids are unique per room across the cluster: when the same peer id
-// is in a room on two nodes, the newest session wins (the later join;
-// equal times: the higher node id) and the older is told
-// NoticeReplaced, after which core takes it out of the room.
-//
-// A track entry whose owner has no member entry for its peer (a node
-// announcing another node's peer's track) is ignored and counted
-// (Stats.Impostors); entries that do not decode are counted in
-// Stats.BadDirectory; media frames that do not decode or do not match
-// their channel in Stats.BadFrames.
-
 // maxRoomNameSDN bounds a room's name when rooms span nodes: the map name
 // is "r:" + room, and sdn map names are at most 255 bytes.
 const maxRoomNameSDN = 253

@@ -35,6 +35,11 @@
 // keeps into buffers it owns, bounded per track, and the forwarding path
 // (HandleRTP → Poll) allocates nothing per packet in steady state.
 //
+// What a peer receives is chosen by the peer (Subscribe, SetTargetLayers)
+// or, for an endpoint created with Slots (a WHEP viewer's fixed media
+// sections), by the node: each slot follows the room (see Slot), with
+// tracks of this node and of every other node of the cluster alike.
+//
 // Malformed packets and packets for unknown tracks are dropped and counted
 // (Stats); misuse of the control API (an unknown handle, a missing track,
 // a duplicate publish) returns an error and changes nothing.
