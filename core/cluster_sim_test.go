@@ -649,8 +649,17 @@ func TestClusterImpostor(t *testing.T) {
 		t.Fatal(err)
 	}
 	junk := make([]byte, 200)
+	seq := uint32(1)
 	w.s.Every(10*time.Millisecond, func(now time.Time) bool {
+		// Through its Router (nobody subscribed to it: nothing leaves)
+		// and, as a lying node could, as raw data messages on its link.
 		_ = r.Send(now, ch, junk)
+		msg := binary.BigEndian.AppendUint64([]byte{13}, ch) // sdn data
+		msg = binary.BigEndian.AppendUint32(msg, seq)
+		seq++
+		for _, l := range bad.nn.Links() {
+			bad.nn.Send(l, append(msg, junk...))
+		}
 		bad.drain()
 		return now.Before(testutil.Epoch.Add(20 * time.Second))
 	})
@@ -674,6 +683,11 @@ func TestClusterImpostor(t *testing.T) {
 	}
 	if w.nodes[2].n.Stats().Cluster.BadFrames != 0 {
 		t.Fatal("impostor frames reached the viewer's relay")
+	}
+	// Node 2, the impostor's neighbour, dropped and counted its frames:
+	// it is not the channel's source, so not node 2's upstream for it.
+	if got := w.nodes[1].n.Router().Stats().DataUnexpected; got == 0 {
+		t.Fatal("the impostor's frames were not counted as unexpected")
 	}
 }
 

@@ -194,6 +194,18 @@ func (nd *NetNode) Drain() {
 	})
 }
 
+// Links are the node's open links, in id order.
+func (nd *NetNode) Links() []sdn.LinkID {
+	ids := make([]sdn.LinkID, 0, len(nd.links))
+	for id, l := range nd.links {
+		if !l.closed {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
 // Send sends a copy of data on link id (40 bytes of headers counted
 // toward bandwidth caps); nothing when the link is unknown or closed.
 func (nd *NetNode) Send(id sdn.LinkID, data []byte) {
