@@ -16,6 +16,7 @@ import (
 	"runtime/pprof"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -26,6 +27,9 @@ import (
 
 var benchProfileDir = flag.String("sfubench.profile", "",
 	"BenchmarkSFU writes a CPU profile and allocs profiles (before/after, MemProfileRate=1) of each measurement window to this directory")
+
+var benchSatPPS = flag.Int("sfubench.pps", 9000,
+	"the RTP packet rate the publisher offers in BenchmarkSFU's saturating sub-benchmarks (workers=W/...)")
 
 // benchPoll is how often the measuring goroutine reads the egress counter:
 // rare enough that its own wake-ups (tens of microseconds of scheduler
@@ -44,18 +48,38 @@ const benchPoll = 250 * time.Millisecond
 // allocs/op is whole-process allocations per egress packet. The metrics
 // that matter are egress-pkts/cpu-s (egress packets per second of server
 // CPU) and allocs/egress-pkt.
+//
+// The workers=W/fanout=100 sub-benchmarks saturate the server with W
+// workers instead: the publisher offers -sfubench.pps packets per second
+// (default 9000: 1500 frames/s of 5×1200+600 bytes, no NACK, no TWCC), far
+// more than the server can forward to 100 viewers, and the viewers stop
+// reading once media flows, so the kernel discards what they are sent.
+// There egress-pkts/s is the server's wall-clock capacity, and comparing
+// W=1 with W=2 shows how it scales across cores. The client process must
+// not be the bottleneck: gen-cpu-% is its CPU time over the window (100 is
+// one core), and the log line shows the rate it offered against what the
+// server took in and sent. Iterations are egress packets, so the window
+// is best set by count or time, e.g. on 2 cores:
+//
+//	go test ./transport/driver/ -run '^$' -bench 'SFU/workers' -benchtime=2000000x
+//	go test ./transport/driver/ -run '^$' -bench 'SFU/workers' -benchtime=5s
 func BenchmarkSFU(b *testing.B) {
 	for _, fanout := range []int{1, 10, 100} {
-		b.Run(fmt.Sprintf("fanout=%d", fanout), func(b *testing.B) { benchSFU(b, fanout) })
+		b.Run(fmt.Sprintf("fanout=%d", fanout), func(b *testing.B) { benchSFU(b, fanout, 1, false) })
+	}
+	for _, workers := range []int{1, 2} {
+		b.Run(fmt.Sprintf("workers=%d", workers), func(b *testing.B) {
+			b.Run("fanout=100", func(b *testing.B) { benchSFU(b, 100, workers, true) })
+		})
 	}
 }
 
-func benchSFU(b *testing.B, fanout int) {
+func benchSFU(b *testing.B, fanout, workers int, saturate bool) {
 	if *benchProfileDir != "" {
 		runtime.MemProfileRate = 1
 		defer func() { runtime.MemProfileRate = 512 * 1024 }()
 	}
-	d, err := driver.New(driver.Config{DisableTCP: true})
+	d, err := newBenchDriver(workers, saturate)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -69,11 +93,19 @@ func benchSFU(b *testing.B, fanout int) {
 	hs := httptest.NewServer(h)
 	defer func() { hs.Close(); cancel(); <-done }()
 
-	c := startBenchClients(b, hs.URL, fanout)
-	defer c.stop(b, d)
+	mode := benchSteady
+	if saturate {
+		mode = benchSatModePrefix + strconv.Itoa(*benchSatPPS)
+	}
+	c := startBenchClients(b, hs.URL, fanout, mode)
+	stop := sync.OnceValue(func() benchGen { return c.stop(b, d) })
+	defer stop()
 	time.Sleep(time.Second) // past the join-time keyframes and NACKs
 
 	name := filepath.Join(*benchProfileDir, fmt.Sprintf("fanout=%d", fanout))
+	if saturate {
+		name = filepath.Join(*benchProfileDir, fmt.Sprintf("workers=%d-fanout=%d", workers, fanout))
+	}
 	if *benchProfileDir != "" {
 		writeAllocs(b, name+".allocs-before.pprof")
 		f, err := os.Create(name + ".cpu.pprof")
@@ -90,6 +122,10 @@ func benchSFU(b *testing.B, fanout int) {
 	var ms0, ms1 runtime.MemStats
 	runtime.ReadMemStats(&ms0)
 	user0, sys0 := cpuTime(b)
+	var in0, in1 uint64
+	if saturate {
+		in0 = benchIngress(d, "bench")
+	}
 	t0, sent0 := time.Now(), d.Stats().Sent
 	last, credit := sent0, uint64(0)
 	for b.Loop() {
@@ -103,6 +139,9 @@ func benchSFU(b *testing.B, fanout int) {
 	sent1, t1 := d.Stats().Sent, time.Now()
 	user1, sys1 := cpuTime(b)
 	runtime.ReadMemStats(&ms1)
+	if saturate {
+		in1 = benchIngress(d, "bench")
+	}
 
 	if *benchProfileDir != "" {
 		pprof.StopCPUProfile()
@@ -118,6 +157,19 @@ func benchSFU(b *testing.B, fanout int) {
 	b.ReportMetric(pkts/t1.Sub(t0).Seconds(), "egress-pkts/s")
 	b.ReportMetric(float64(ms1.Mallocs-ms0.Mallocs)/pkts, "allocs/egress-pkt")
 	b.ReportMetric(float64(ms1.TotalAlloc-ms0.TotalAlloc)/pkts, "B/egress-pkt")
+	if !saturate {
+		return
+	}
+	g := stop()
+	if !g.ok {
+		b.Fatalf("client process did not report its CPU time (%s)", benchGenCPU)
+	}
+	wall := t1.Sub(t0).Seconds()
+	b.ReportMetric(100*g.cpu.Seconds()/g.wall.Seconds(), "gen-cpu-%")
+	b.Logf("publisher offered %.0f pkts/s (client process CPU %.1f%% of a core over %.1fs); "+
+		"server took in %.0f pkts/s and sent %.0f pkts/s (%.1f per ingress packet, fanout %d) over %.1fs",
+		float64(g.sent)/g.wall.Seconds(), 100*g.cpu.Seconds()/g.wall.Seconds(), g.wall.Seconds(),
+		float64(in1-in0)/wall, pkts/wall, pkts/float64(max(in1-in0, 1)), fanout, wall)
 }
 
 // cpuTime is the user and system CPU time of this process so far. On
@@ -155,9 +207,15 @@ type benchClients struct {
 
 // startBenchClients re-executes the test binary as TestBenchClientProcess
 // and waits until every viewer receives media.
-func startBenchClients(b *testing.B, url string, fanout int) *benchClients {
+func startBenchClients(b *testing.B, url string, fanout int, mode string) *benchClients {
 	cmd := exec.Command(os.Args[0], "-test.run=^TestBenchClientProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), benchClientEnv+"="+url+","+strconv.Itoa(fanout))
+	cmd.Env = append(os.Environ(), benchClientEnv+"="+url+","+strconv.Itoa(fanout)+","+mode)
+	if mode != benchSteady {
+		// One P: the saturating client is a paced writer and idle
+		// sockets, and idle Ps spinning for work after each wake-up
+		// would take CPU from the server.
+		cmd.Env = append(cmd.Env, "GOMAXPROCS=1")
+	}
 	c := &benchClients{cmd: cmd, lines: make(chan string, 16), stderr: &bytes.Buffer{}}
 	cmd.Stderr = c.stderr
 	stdin, err := cmd.StdinPipe()
@@ -202,19 +260,28 @@ func startBenchClients(b *testing.B, url string, fanout int) *benchClients {
 }
 
 // stop closes the child's stdin, which makes it hang up and report what
-// its viewers received, and logs that against what the server sent.
-func (c *benchClients) stop(b *testing.B, d *driver.Driver) {
+// its viewers received, and logs that against what the server sent. It
+// returns what a saturating child reports of itself.
+func (c *benchClients) stop(b *testing.B, d *driver.Driver) benchGen {
 	st := d.Stats()
 	_ = c.stdin.Close()
 	kill := time.AfterFunc(10*time.Second, func() { _ = c.cmd.Process.Kill() })
 	defer kill.Stop()
 	var received string
+	var gen benchGen
 	for line := range c.lines {
 		if r, ok := strings.CutPrefix(line, benchReceived+" "); ok {
 			received = r
+		}
+		if r, ok := strings.CutPrefix(line, benchGenCPU+" "); ok {
+			var err error
+			if gen, err = parseBenchGen(r); err != nil {
+				b.Error(err)
+			}
 		}
 	}
 	_ = c.cmd.Wait()
 	b.Logf("server sent %d RTP packets (%d send errors, %d not connected); viewers received %s",
 		st.Sent, st.SendErrors, st.NotConnected, received)
+	return gen
 }

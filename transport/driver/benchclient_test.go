@@ -1,3 +1,5 @@
+//go:build unix
+
 package driver_test
 
 import (
@@ -22,9 +24,13 @@ import (
 	"github.com/sansrtc/sfu/internal/testutil"
 )
 
-// benchClientEnv carries "<server url>,<fanout>" to the client process
-// BenchmarkSFU starts; without it TestBenchClientProcess skips.
+// benchClientEnv carries "<server url>,<fanout>,<mode>" to the client
+// process BenchmarkSFU starts; without it TestBenchClientProcess skips.
+// The mode is benchSteady or benchSatModePrefix and a packet rate.
 const benchClientEnv = "SFU_BENCH_CLIENT"
+
+// benchSteady is the mode of the ~1.5 Mbps publisher and reading viewers.
+const benchSteady = "steady"
 
 // Lines the client process writes on stdout for BenchmarkSFU.
 const (
@@ -37,16 +43,32 @@ const (
 // pion WHIP publisher sending ~1.5 Mbps of VP8 and N pion WHEP viewers that
 // count and discard what they receive. It prints benchReady once every
 // viewer gets media, sends until its stdin closes, then prints the number
-// of packets the viewers received.
+// of packets the viewers received. In saturating mode it runs
+// benchSaturate instead.
 func TestBenchClientProcess(t *testing.T) {
 	env := os.Getenv(benchClientEnv)
 	if env == "" {
 		t.Skip("the client process of BenchmarkSFU; runs only under it")
 	}
-	url, n, ok := strings.Cut(env, ",")
-	fanout, err := strconv.Atoi(n)
-	if !ok || err != nil || fanout < 1 {
-		t.Fatalf("%s=%q: want <url>,<fanout>", benchClientEnv, env)
+	f := strings.Split(env, ",")
+	if len(f) != 3 {
+		t.Fatalf("%s=%q: want <url>,<fanout>,<mode>", benchClientEnv, env)
+	}
+	url := f[0]
+	fanout, err := strconv.Atoi(f[1])
+	if err != nil || fanout < 1 {
+		t.Fatalf("%s=%q: bad fanout", benchClientEnv, env)
+	}
+	if r, ok := strings.CutPrefix(f[2], benchSatModePrefix); ok {
+		pps, err := strconv.Atoi(r)
+		if err != nil || pps < 1 {
+			t.Fatalf("%s=%q: bad packet rate", benchClientEnv, env)
+		}
+		benchSaturate(t, url, fanout, pps)
+		return
+	}
+	if f[2] != benchSteady {
+		t.Fatalf("%s=%q: unknown mode", benchClientEnv, env)
 	}
 	api, err := benchAPI()
 	if err != nil {
