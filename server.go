@@ -33,8 +33,15 @@ type Config struct {
 	// ConsentTimeout closes a session whose peer vanished: no valid ICE
 	// check for this long (default 30 s).
 	ConsentTimeout time.Duration
-	// Node configures the core node (rooms, limits, seed).
+	// Node configures the core nodes (rooms, limits, seed); its limits are
+	// per worker.
 	Node core.Config
+	// Workers is how many cores forward media: each worker has its own
+	// core.Node, UDP port (UDPAddr's port plus its index when one is
+	// given) and ICE-TCP port (default GOMAXPROCS). SinglePort shares one
+	// port among them at a cost (see package transport/driver).
+	Workers    int
+	SinglePort bool
 	// Cluster, when set, makes the server one node of a cluster (QUIC
 	// links to the other nodes; rooms span them all). Nil: one node.
 	Cluster *driver.ClusterConfig
@@ -53,7 +60,7 @@ type Server struct {
 func New(cfg Config) (*Server, error) {
 	d, err := driver.New(driver.Config{Node: cfg.Node, UDPAddr: cfg.UDPAddr, TCPAddr: cfg.TCPAddr, DisableTCP: cfg.DisableTCP,
 		PublicIP: cfg.PublicIP, Codecs: cfg.Codecs, MaxSessions: cfg.MaxSessions, ConsentTimeout: cfg.ConsentTimeout, Logger: cfg.Logger,
-		Cluster: cfg.Cluster})
+		Cluster: cfg.Cluster, Workers: cfg.Workers, SinglePort: cfg.SinglePort})
 	if err != nil {
 		return nil, err
 	}
@@ -83,15 +90,7 @@ func (s *Server) SDNAddr() sdn.Addr { return s.d.SDNAddr() }
 
 // SDNNeighbours are the other nodes this one has links to (nil without
 // Config.Cluster).
-func (s *Server) SDNNeighbours() []sdn.NeighbourInfo {
-	var nb []sdn.NeighbourInfo
-	s.d.Inspect(func(n *core.Node) {
-		if r := n.Router(); r != nil {
-			nb = r.Neighbours()
-		}
-	})
-	return nb
-}
+func (s *Server) SDNNeighbours() []sdn.NeighbourInfo { return s.d.SDNNeighbours() }
 
 // Driver is the WebRTC driver, for stats and inspection.
 func (s *Server) Driver() *driver.Driver { return s.d }

@@ -31,6 +31,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -62,6 +63,8 @@ func run() error {
 	sdnAddr := flag.String("sdn", "127.0.0.1:0", "UDP address of the QUIC links to other nodes (with -node-id)")
 	seeds := flag.String("seeds", "", "comma-separated overlay addresses of other nodes, e.g. 1@/ip4/127.0.0.1/udp/10001")
 	secret := flag.String("secret", "", "cluster secret (default $SFU_SECRET)")
+	workers := flag.Int("workers", runtime.GOMAXPROCS(0), "workers forwarding media, one per core: each has its own UDP port (the -udp port plus its index when not 0) and ICE-TCP port")
+	singlePort := flag.Bool("single-port", false, "all workers share one UDP port and one ICE-TCP port (for hosts that can open only one; costs a hand-off per packet)")
 	flag.Parse()
 
 	level := slog.LevelWarn
@@ -69,7 +72,7 @@ func run() error {
 		level = slog.LevelInfo
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	cfg := sfu.Config{DisableTCP: *noTCP, Logger: logger}
+	cfg := sfu.Config{DisableTCP: *noTCP, Logger: logger, Workers: *workers, SinglePort: *singlePort}
 	var err error
 	if cfg.UDPAddr, err = netip.ParseAddrPort(*udpAddr); err != nil {
 		return fmt.Errorf("-udp: %w", err)
@@ -119,6 +122,16 @@ func run() error {
 		fmt.Printf(", tcp %s", a)
 	}
 	fmt.Println(")")
+	if d := srv.Driver(); d.Workers() > 1 {
+		fmt.Printf("  %d workers", d.Workers())
+		if !*singlePort {
+			fmt.Print(", udp")
+			for i := range d.Workers() {
+				fmt.Printf(" %s", d.WorkerUDPAddr(i))
+			}
+		}
+		fmt.Println()
+	}
 	if a := srv.SDNAddr(); a.Node != 0 {
 		fmt.Printf("  cluster node %s (seed others with it)\n", a)
 	}

@@ -1,7 +1,6 @@
 package driver
 
 import (
-	"cmp"
 	"context"
 	crand "crypto/rand"
 	"encoding/binary"
@@ -9,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -38,20 +38,39 @@ const (
 	// control feedback: what their bandwidth estimate (and so their
 	// bitrate and simulcast layers) ramps up on.
 	twccInterval = 100 * time.Millisecond
+	// maxWorkers bounds Config.Workers: worker i's overlay id carries i in
+	// bits 18-23 of the cluster node id.
+	maxWorkers   = 64
+	workerShift  = 18
+	defaultSlack = 8
 )
 
 // Config configures a Driver. The zero value listens on 127.0.0.1 with
 // ephemeral ports.
 type Config struct {
-	// Node configures the core node; a zero Seed is replaced by a random
-	// one.
+	// Node configures each worker's core node; a zero Seed is replaced by
+	// a random one. Its limits (rooms, endpoints) are per worker.
 	Node core.Config
-	// UDPAddr is the media socket's address (default 127.0.0.1:0).
+	// Workers is how many workers forward media, each with its own node,
+	// UDP socket, ICE-TCP listener, lock and timers (default GOMAXPROCS,
+	// at most 64). See the package doc, Workers.
+	Workers int
+	// UDPAddr is the media socket's address (default 127.0.0.1:0). With
+	// a port P, worker i listens on P+i; with port 0 each on a free one.
 	UDPAddr netip.AddrPort
 	// TCPAddr is the ICE-TCP listener's address (default: UDPAddr's IP,
-	// port 0). DisableTCP turns ICE-TCP off.
+	// port 0), worker i on its port plus i. DisableTCP turns ICE-TCP off.
 	TCPAddr    netip.AddrPort
 	DisableTCP bool
+	// SinglePort has every worker share worker 0's UDP socket and ICE-TCP
+	// listener, for deployments that can open only one port: worker 0's
+	// read goroutine answers STUN and hands other workers' media to them
+	// (a copy and a wake-up per datagram, see the package doc).
+	SinglePort bool
+	// PlacementSlack is how many sessions more than the least loaded
+	// worker a room's worker may have and still take the room's next
+	// session (default 8; negative: 0, always the least loaded).
+	PlacementSlack int
 	// PublicIP, when set, is the address advertised in candidates instead
 	// of the listening one (a host behind 1:1 NAT).
 	PublicIP netip.Addr
@@ -93,10 +112,14 @@ func (c *Config) Validate() error {
 	if c.MaxSessions < 0 {
 		return errors.New("driver: MaxSessions is negative")
 	}
+	if c.Workers < 0 || c.Workers > maxWorkers {
+		return fmt.Errorf("driver: Workers %d out of range 0..%d", c.Workers, maxWorkers)
+	}
 	return c.Node.Validate()
 }
 
-// Stats are the driver's counters.
+// Stats are the driver's counters, summed over its workers (Workers has
+// each one's).
 type Stats struct {
 	Sessions       int
 	SessionsOpened uint64
@@ -106,45 +129,56 @@ type Stats struct {
 	// Sent and SendErrors count egress RTP; NotConnected counts transmits
 	// dropped because the session had no SRTP keys yet.
 	Sent, SendErrors, NotConnected uint64
-	// TCP is the ICE-TCP listener's counters (zero with DisableTCP).
-	TCP udp.TCPStats
+	// LinkDrops counts media dropped between workers (WorkerStats).
+	LinkDrops uint64
+	// TCP is the ICE-TCP listeners' counters (zero with DisableTCP).
+	TCP     udp.TCPStats
+	Workers []WorkerStats
 }
 
-// Driver runs a core.Node on real sockets and implements whip.Backend.
+// Driver runs W core.Nodes (workers) on real sockets and implements
+// whip.Backend.
 type Driver struct {
 	cfg    Config
 	log    *slog.Logger
 	certMu sync.Mutex
 	cert   *webrtc.Certificate
 	certAt time.Time
-	mux    *udp.Mux
-	links  *quic.Links // with Config.Cluster
-	tcp    *udp.TCPListener
+	links  *quic.Links // with Config.Cluster, on worker 0
 
-	mu      sync.Mutex
-	node    *core.Node
-	peers   map[core.Handle]*peer
+	workers []*worker
+
+	// pmu guards placement: which worker each session is on, and the
+	// sessions by id. Taken after a worker's lock, never before.
+	pmu     sync.Mutex
+	load    []int            // sessions (and offers in progress) per worker
+	rooms   map[string][]int // a room's sessions per worker
+	members map[string]*member
 	byID    map[string]*peer
-	plain   []byte
-	bufs    [][]byte
-	batch   []udp.Datagram
-	rtcpBuf []byte
-	sleep   time.Time // when the timer goroutine will next wake
-	stats   Stats
+	total   int
 	closed  bool
-	failed  []*peer // sessions whose DTLS failed, closed by the timer goroutine
-	// publishers counts sessions with TWCC feedback to send; the timer
-	// goroutine then wakes every twccInterval.
-	publishers  int
-	lastTWCC    time.Time
-	lastConsent time.Time
-	scratch     []*peer
+	relinks map[[2]int]bool // in-process links waiting to come up again
+}
 
-	wake chan struct{}
+// member pins a peer of a room to one worker while any of its sessions
+// lives, so a second session of the same peer id meets the first one
+// (409) instead of replacing it across workers.
+type member struct {
+	w, n int
+}
+
+// placement is a session's share of the placement state.
+type placement struct {
+	w    int
+	room string
+	key  string // members key; "" for none
+	done bool
 }
 
 type peer struct {
 	id     string
+	w      *worker
+	place  *placement
 	role   whip.Role
 	room   string
 	peerID string
@@ -181,6 +215,15 @@ func New(cfg Config) (*Driver, error) {
 	if cfg.ConnectTimeout <= 0 {
 		cfg.ConnectTimeout = DefaultConnectTimeout
 	}
+	if cfg.Workers == 0 {
+		cfg.Workers = min(runtime.GOMAXPROCS(0), maxWorkers)
+	}
+	switch {
+	case cfg.PlacementSlack == 0:
+		cfg.PlacementSlack = defaultSlack
+	case cfg.PlacementSlack < 0:
+		cfg.PlacementSlack = 0
+	}
 	if !cfg.UDPAddr.IsValid() {
 		cfg.UDPAddr = netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), 0)
 	}
@@ -195,74 +238,144 @@ func New(cfg Config) (*Driver, error) {
 		_, _ = crand.Read(b[:])
 		cfg.Node.Seed = binary.LittleEndian.Uint64(b[:]) | 1
 	}
-	d := &Driver{cfg: cfg, log: cfg.Logger}
-	if c := cfg.Cluster; c != nil {
-		// One process, both drivers: the QUIC links feed the same node
-		// under the same lock (linkHandler).
-		links, err := quic.NewLinks(quic.LinksConfig{Listen: c.Listen, Logger: cfg.Logger}, (*linkHandler)(d))
-		if err != nil {
-			return nil, err
-		}
-		rc := c.Router
-		rc.Listen = links.LocalAddr()
-		if rc.Seed == 0 {
-			rc.Seed = cfg.Node.Seed ^ 0x9e3779b97f4a7c15
-		}
-		if rc.Logger == nil {
-			rc.Logger = cfg.Logger
-		}
-		r, err := sdn.New(rc, time.Now())
-		if err != nil {
-			links.Close()
-			return nil, err
-		}
-		d.links, cfg.Node.Router = links, r
+	W := cfg.Workers
+	if c := cfg.Cluster; c != nil && W > 1 && uint32(c.Router.ID)>>workerShift&(maxWorkers-1) != 0 {
+		return nil, fmt.Errorf("driver: with %d workers the cluster node id %d must leave bits %d-%d zero (they number the workers)",
+			W, c.Router.ID, workerShift, workerShift+5)
 	}
-	node, err := core.New(cfg.Node)
-	if err != nil {
-		d.closeLinks()
+	d := &Driver{cfg: cfg, log: cfg.Logger, load: make([]int, W), rooms: map[string][]int{}, members: map[string]*member{},
+		byID: map[string]*peer{}, relinks: map[[2]int]bool{}}
+	fail := func(err error) (*Driver, error) {
+		d.closeSockets()
 		return nil, err
+	}
+	now := time.Now()
+	for i := range W {
+		ncfg := cfg.Node
+		ncfg.Seed = cfg.Node.Seed + uint64(i)*0x9e3779b97f4a7c15
+		var id sdn.NodeID
+		var rc *sdn.Config
+		switch c := cfg.Cluster; {
+		case c != nil:
+			r := c.Router
+			id = r.ID | sdn.NodeID(i)<<workerShift
+			r.ID = id
+			if i > 0 {
+				r.Seeds, r.Listen = nil, netip.AddrPort{} // only worker 0 has QUIC links
+			}
+			rc = &r
+		case W > 1:
+			id = sdn.NodeID(i + 1) // an overlay of this process's workers alone
+			rc = &sdn.Config{ID: id}
+		}
+		w := newWorker(d, i, nil, id)
+		d.workers = append(d.workers, w)
+		if i == 0 && cfg.Cluster != nil {
+			// The QUIC links feed worker 0's node under its lock
+			// (linkHandler).
+			links, err := quic.NewLinks(quic.LinksConfig{Listen: cfg.Cluster.Listen, Logger: cfg.Logger}, (*linkHandler)(w))
+			if err != nil {
+				return fail(err)
+			}
+			d.links = links
+			rc.Listen = links.LocalAddr()
+		}
+		if rc != nil {
+			if rc.Seed == 0 {
+				rc.Seed = ncfg.Seed ^ 0x9e3779b97f4a7c15
+			} else {
+				rc.Seed += uint64(i)
+			}
+			if rc.Logger == nil {
+				rc.Logger = cfg.Logger
+			}
+			r, err := sdn.New(*rc, now)
+			if err != nil {
+				return fail(err)
+			}
+			ncfg.Router = r
+		}
+		node, err := core.New(ncfg)
+		if err != nil {
+			return fail(err)
+		}
+		w.node = node
+		if i > 0 && cfg.SinglePort {
+			w.mux, w.tcp = d.workers[0].mux, nil
+			continue
+		}
+		ua, ta := cfg.UDPAddr, cfg.TCPAddr
+		if ua.Port() != 0 {
+			ua = netip.AddrPortFrom(ua.Addr(), ua.Port()+uint16(i))
+		}
+		if ta.Port() != 0 {
+			ta = netip.AddrPortFrom(ta.Addr(), ta.Port()+uint16(i))
+		}
+		w.mux, err = udp.Listen(udp.Config{Addr: ua, Logger: cfg.Logger /*, BatchDone: w.batchDone*/})
+		if err != nil {
+			return fail(err)
+		}
+		if !cfg.DisableTCP {
+			if w.tcp, err = w.mux.ListenTCP(ta); err != nil {
+				return fail(err)
+			}
+		}
 	}
 	cert, err := webrtc.NewCertificate()
 	if err != nil {
-		d.closeLinks()
-		return nil, err
+		return fail(err)
 	}
-	mux, err := udp.Listen(udp.Config{Addr: cfg.UDPAddr, Logger: cfg.Logger})
-	if err != nil {
-		d.closeLinks()
-		return nil, err
-	}
-	d.cfg, d.cert, d.certAt, d.mux, d.node = cfg, cert, time.Now(), mux, node
-	d.peers, d.byID = map[core.Handle]*peer{}, map[string]*peer{}
-	d.plain, d.rtcpBuf = make([]byte, 1500), make([]byte, 1500)
-	d.wake = make(chan struct{}, 1)
-	if !cfg.DisableTCP {
-		d.tcp, err = mux.ListenTCP(cfg.TCPAddr)
-		if err != nil {
-			mux.Close()
-			d.closeLinks()
-			return nil, err
-		}
-	}
+	d.cert, d.certAt = cert, now
 	return d, nil
 }
 
-func (d *Driver) closeLinks() {
+// closeSockets closes every socket and link (New's failure, shutdown).
+func (d *Driver) closeSockets() {
 	if d.links != nil {
 		_ = d.links.Close()
+	}
+	for i, w := range d.workers {
+		if i > 0 && d.cfg.SinglePort {
+			continue
+		}
+		if w.tcp != nil {
+			_ = w.tcp.Close()
+		}
+		if w.mux != nil {
+			_ = w.mux.Close()
+		}
 	}
 }
 
 // SDNAddr is the node's overlay address, for other nodes' seeds (zero
-// without Config.Cluster).
+// without Config.Cluster): worker 0's, the one with the QUIC links.
 func (d *Driver) SDNAddr() sdn.Addr {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if r := d.node.Router(); r != nil {
-		return r.Address()
+	if d.cfg.Cluster == nil {
+		return sdn.Addr{}
 	}
-	return sdn.Addr{}
+	w := d.workers[0]
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.node.Router().Address()
+}
+
+// SDNNeighbours are the other nodes of the cluster this one has QUIC
+// links to (nil without Config.Cluster); the in-process links between
+// workers are left out.
+func (d *Driver) SDNNeighbours() []sdn.NeighbourInfo {
+	if d.cfg.Cluster == nil {
+		return nil
+	}
+	w := d.workers[0]
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var nb []sdn.NeighbourInfo
+	for _, n := range w.node.Router().Neighbours() {
+		if !isInproc(n.Link) {
+			nb = append(nb, n)
+		}
+	}
+	return nb
 }
 
 // LinkStats are the QUIC links' counters (zero without Config.Cluster).
@@ -273,20 +386,20 @@ func (d *Driver) LinkStats() quic.Stats {
 	return d.links.Stats()
 }
 
-// linkHandler feeds the QUIC links' events to the node, under the
-// driver's lock (quic.Handler).
-type linkHandler Driver
+// linkHandler feeds the QUIC links' events to worker 0's node, under its
+// lock (quic.Handler).
+type linkHandler worker
 
 func (h *linkHandler) locked(fn func(now time.Time, n *core.Node)) {
-	d := (*Driver)(h)
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed || d.node == nil {
+	w := (*worker)(h)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closed || w.node == nil {
 		return
 	}
 	now := time.Now()
-	fn(now, d.node)
-	d.drainLocked(now)
+	fn(now, w.node)
+	w.drainLocked(now)
 }
 
 func (h *linkHandler) LinkUp(id sdn.LinkID, info sdn.LinkInfo) {
@@ -305,286 +418,243 @@ func (h *linkHandler) Message(id sdn.LinkID, data []byte, _ bool) {
 	h.locked(func(now time.Time, n *core.Node) { n.HandleLinkMessage(now, id, data) })
 }
 
-// UDPAddr is the media socket's address.
-func (d *Driver) UDPAddr() netip.AddrPort { return d.mux.LocalAddr() }
+// Workers is the number of workers.
+func (d *Driver) Workers() int { return len(d.workers) }
 
-// TCPAddr is the ICE-TCP listener's address (invalid when disabled).
-func (d *Driver) TCPAddr() netip.AddrPort {
-	if d.tcp == nil {
+// UDPAddr is worker 0's media socket (WorkerUDPAddr for the others).
+func (d *Driver) UDPAddr() netip.AddrPort { return d.WorkerUDPAddr(0) }
+
+// TCPAddr is worker 0's ICE-TCP listener (invalid when disabled).
+func (d *Driver) TCPAddr() netip.AddrPort { return d.WorkerTCPAddr(0) }
+
+// WorkerUDPAddr is worker i's media socket.
+func (d *Driver) WorkerUDPAddr(i int) netip.AddrPort { return d.workers[i].mux.LocalAddr() }
+
+// WorkerTCPAddr is worker i's ICE-TCP listener (invalid when disabled;
+// worker 0's in single-port mode).
+func (d *Driver) WorkerTCPAddr(i int) netip.AddrPort {
+	w := d.workers[i]
+	if d.cfg.SinglePort {
+		w = d.workers[0]
+	}
+	if w.tcp == nil {
 		return netip.AddrPort{}
 	}
-	return d.tcp.LocalAddr()
+	return w.tcp.LocalAddr()
 }
 
 // Stats returns the driver's counters.
 func (d *Driver) Stats() Stats {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	s := d.stats
-	s.Sessions = len(d.peers)
-	if d.tcp != nil {
-		s.TCP = d.tcp.Stats()
+	var s Stats
+	for i, w := range d.workers {
+		w.mu.Lock()
+		ws := w.statsLocked()
+		w.mu.Unlock()
+		if i > 0 && d.cfg.SinglePort {
+			ws.TCP, ws.TCPAddr = udp.TCPStats{}, netip.AddrPort{}
+		}
+		s.Workers = append(s.Workers, ws)
+		s.Sessions += ws.Sessions
+		s.SessionsOpened += ws.SessionsOpened
+		s.SessionsExpired += ws.SessionsExpired
+		s.Sent += ws.Sent
+		s.SendErrors += ws.SendErrors
+		s.NotConnected += ws.NotConnected
+		s.LinkDrops += ws.LinkDrops
+		t := &s.TCP
+		t.Accepted += ws.TCP.Accepted
+		t.Rejected += ws.TCP.Rejected
+		t.Bound += ws.TCP.Bound
+		t.Dropped += ws.TCP.Dropped
+		t.Stalled += ws.TCP.Stalled
+		t.Pending += ws.TCP.Pending
+		t.Open += ws.TCP.Open
 	}
 	return s
 }
 
-// Inspect runs fn with the node, under the driver's lock (for tests and
-// metrics; fn must not keep the node).
+// Inspect runs fn with each worker's node in turn, under that worker's
+// lock (for tests and metrics; fn must not keep the node).
 func (d *Driver) Inspect(fn func(n *core.Node)) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	fn(d.node)
+	for _, w := range d.workers {
+		w.mu.Lock()
+		fn(w.node)
+		w.mu.Unlock()
+	}
 }
 
 // Run serves until ctx is done, then closes every session and socket.
 func (d *Driver) Run(ctx context.Context) error {
-	errc := make(chan error, 1)
-	go func() { errc <- d.mux.Serve(ctx) }()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, len(d.workers))
+	serving := 0
+	for i, w := range d.workers {
+		if i > 0 && d.cfg.SinglePort {
+			continue
+		}
+		serving++
+		go func() { errc <- w.mux.Serve(ctx) }()
+	}
 	if d.links != nil {
 		d.links.Start()
-		d.mu.Lock()
-		d.drainLocked(time.Now()) // the first dials to the seeds
-		d.mu.Unlock()
 	}
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	for {
-		now := time.Now()
-		d.mu.Lock()
-		next := now.Add(consentCheckInterval)
-		if d.publishers > 0 {
-			next = now.Add(twccInterval)
+	now := time.Now()
+	for i, w := range d.workers {
+		w.mu.Lock()
+		for j := i + 1; j < len(d.workers); j++ {
+			// Links between every pair of workers: each room that spans
+			// workers is one overlay channel per track, as in a cluster.
+			w.node.HandleLinkUp(now, inprocLink|sdn.LinkID(j), sdn.LinkInfo{Dialed: true, Peer: d.workers[j].id})
 		}
-		if at, ok := d.node.PollTimeout(); ok && at.Before(next) {
-			next = at
+		for j := range i {
+			w.node.HandleLinkUp(now, inprocLink|sdn.LinkID(j), sdn.LinkInfo{})
 		}
-		d.sleep = next
-		d.mu.Unlock()
-		timer.Reset(max(next.Sub(now), 0))
-		select {
-		case <-ctx.Done():
-			d.shutdown()
-			<-errc
-			return nil
-		case err := <-errc:
-			d.shutdown()
-			return err
-		case <-d.wake:
-		case <-timer.C:
-		}
-		now = time.Now()
-		d.mu.Lock()
-		d.node.HandleTimeout(now)
-		if now.Sub(d.lastTWCC) >= twccInterval {
-			d.lastTWCC = now
-			d.sendTWCCLocked()
-		}
-		if now.Sub(d.lastConsent) >= consentCheckInterval {
-			d.lastConsent = now
-			d.expireLocked(now)
-		}
-		d.drainLocked(now)
-		d.mu.Unlock()
+		w.drainLocked(now) // the hellos, and the first dials to the seeds
+		w.mu.Unlock()
 	}
+	var wg sync.WaitGroup
+	for _, w := range d.workers {
+		w.imu.Lock()
+		w.running = true
+		w.imu.Unlock()
+		wg.Add(1)
+		go func() { defer wg.Done(); w.loop(ctx) }()
+	}
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		serving--
+	}
+	cancel()
+	wg.Wait()
+	d.shutdown()
+	for ; serving > 0; serving-- {
+		if e := <-errc; err == nil {
+			err = e
+		}
+	}
+	return err
 }
 
+// shutdown refuses new sessions, closes every session, leaves the overlay
+// and closes the sockets.
 func (d *Driver) shutdown() {
-	d.mu.Lock()
-	now := time.Now()
-	for _, p := range d.sortedPeers() {
-		d.closePeerLocked(now, p, "shutdown")
-	}
-	if r := d.node.Router(); r != nil && !d.closed {
-		// Leave the overlay: our directory entries and channels end at
-		// once everywhere, instead of by soft-state timeout.
-		r.Close(now)
-		d.drainLocked(now)
-	}
+	d.pmu.Lock()
 	d.closed = true
-	d.mu.Unlock()
+	d.pmu.Unlock()
+	for _, w := range d.workers {
+		w.stop()
+	}
+	now := time.Now()
+	for _, w := range d.workers {
+		w.mu.Lock()
+		w.shutdownLocked(now)
+		w.mu.Unlock()
+	}
 	if d.links != nil {
 		time.Sleep(50 * time.Millisecond) // let the goodbyes leave
-		d.closeLinks()
 	}
-	if d.tcp != nil {
-		d.tcp.Close()
-	}
-	d.mux.Close()
+	d.closeSockets()
 }
 
-// sortedPeers lists peers by handle, so map order never decides anything.
-// The slice is reused: it is valid until the next call.
-func (d *Driver) sortedPeers() []*peer {
-	clear(d.scratch) // drop closed peers from the last call
-	ps := d.scratch[:0]
-	for _, p := range d.peers {
-		ps = append(ps, p)
+// reserve places a new session (see place) and counts it against
+// MaxSessions until release.
+func (d *Driver) reserve(room, peerID string) (*placement, error) {
+	d.pmu.Lock()
+	defer d.pmu.Unlock()
+	if d.closed {
+		return nil, errShuttingDown
 	}
-	slices.SortFunc(ps, func(a, b *peer) int { return cmp.Compare(a.h, b.h) })
-	d.scratch = ps
-	return ps
-}
-
-// expireLocked closes sessions whose consent lapsed or whose DTLS failed.
-func (d *Driver) expireLocked(now time.Time) {
-	for _, p := range d.failed {
-		if d.peers[p.h] == p {
-			d.stats.SessionsExpired++
-			d.closePeerLocked(now, p, "dtls failed or closed by the peer")
+	if d.total >= d.cfg.MaxSessions {
+		return nil, fmt.Errorf("%w: %d sessions", whip.ErrOverloaded, d.total)
+	}
+	pl := &placement{room: room}
+	counts := d.rooms[room]
+	if peerID != "" {
+		pl.key = room + "\x00" + peerID
+	}
+	if m := d.members[pl.key]; pl.key != "" && m != nil {
+		pl.w = m.w
+		m.n++
+	} else {
+		pl.w = place(d.load, counts, d.cfg.PlacementSlack)
+		if pl.key != "" {
+			d.members[pl.key] = &member{w: pl.w, n: 1}
 		}
 	}
-	d.failed = d.failed[:0]
-	for _, p := range d.sortedPeers() {
-		switch {
-		case p.sess.Expired(now):
-			d.stats.SessionsExpired++
-			d.closePeerLocked(now, p, "ice consent expired")
-		case !p.connected && now.Sub(p.created) >= d.cfg.ConnectTimeout:
-			d.stats.SessionsExpired++
-			d.closePeerLocked(now, p, "not connected in time")
-		}
+	if counts == nil {
+		counts = make([]int, len(d.workers))
+		d.rooms[room] = counts
 	}
+	counts[pl.w]++
+	d.load[pl.w]++
+	d.total++
+	return pl, nil
 }
 
-func (d *Driver) closePeerLocked(now time.Time, p *peer, why string) {
-	for _, u := range p.ufrags {
-		d.mux.Unregister(u)
+// release undoes reserve (once), and forgets session id.
+func (d *Driver) release(pl *placement, id string) {
+	d.pmu.Lock()
+	defer d.pmu.Unlock()
+	if id != "" && d.byID[id] != nil && d.byID[id].place == pl {
+		delete(d.byID, id)
 	}
-	_ = p.sess.Close()
-	_ = d.node.CloseEndpoint(now, p.h)
-	delete(d.peers, p.h)
-	delete(d.byID, p.id)
-	if p.twcc != nil {
-		d.publishers--
-	}
-	d.log.LogAttrs(context.Background(), slog.LevelInfo, "session closed", slog.String("id", p.id),
-		slog.String("role", p.role.String()), slog.String("room", p.room), slog.String("peer", p.peerID), slog.String("why", why))
-	d.drainLocked(now)
-}
-
-// input runs one packet input on the node and drains its outputs.
-func (d *Driver) input(now time.Time, h core.Handle, pkt []byte, rtcp bool) {
-	d.mu.Lock()
-	if d.peers[h] == nil {
-		d.mu.Unlock()
+	if pl == nil || pl.done {
 		return
 	}
-	if rtcp {
-		_ = d.node.HandleRTCP(now, h, pkt)
-	} else {
-		if p := d.peers[h]; p.twcc != nil && p.pkt.Unmarshal(pkt) == nil {
-			if ext := p.pkt.Extension(p.twccExt); len(ext) >= 2 {
-				p.twcc.Record(p.pkt.SSRC, binary.BigEndian.Uint16(ext), now.Sub(p.twccStart).Microseconds())
-			}
-		}
-		_ = d.node.HandleRTP(now, h, pkt)
-	}
-	d.drainLocked(now)
-	d.mu.Unlock()
-}
-
-// drainLocked sends what the node has to send. RTP is marshalled,
-// encrypted and batched as it is polled; the batch goes out when the node
-// has nothing more. Events need no action here: what a viewer's media
-// sections show is the core's policy (core.Slot).
-func (d *Driver) drainLocked(now time.Time) {
-	n := 0
-	var replaced []*peer
-	for {
-		o, ok := d.node.Poll(d.rtcpBuf)
-		if !ok {
-			break
-		}
-		switch o.Kind {
-		case core.OutputRTP:
-			n = d.sendTransmit(&o.RTP, n)
-		case core.OutputRTCP:
-			if p := d.peers[o.Endpoint]; p != nil {
-				_ = p.sess.WriteRTCP(o.Data)
-			}
-		case core.OutputLink:
-			d.links.Send(now, o.Link, o.Data, o.Datagram)
-		case core.OutputDial:
-			d.links.Dial(o.Addr)
-		case core.OutputCloseLink:
-			d.links.CloseLink(o.Link)
-		case core.OutputEvent:
-			// The same peer joined on another node later: this session
-			// is out of its room, so it ends (closed after the loop).
-			if _, ok := o.Event.(endpoint.Replaced); ok {
-				if p := d.peers[o.Endpoint]; p != nil {
-					replaced = append(replaced, p)
-				}
-			}
+	pl.done = true
+	d.load[pl.w]--
+	d.total--
+	if c := d.rooms[pl.room]; c != nil {
+		c[pl.w]--
+		if !slices.ContainsFunc(c, func(n int) bool { return n != 0 }) {
+			delete(d.rooms, pl.room)
 		}
 	}
-	d.flushBatch()
-	for _, p := range replaced {
-		if d.peers[p.h] == p {
-			d.closePeerLocked(now, p, "replaced by a newer session on another node")
-		}
-	}
-	if at, ok := d.node.PollTimeout(); ok && at.Before(d.sleep) {
-		d.sleep = at
-		select {
-		case d.wake <- struct{}{}:
-		default:
+	if m := d.members[pl.key]; pl.key != "" && m != nil {
+		if m.n--; m.n == 0 {
+			delete(d.members, pl.key)
 		}
 	}
 }
 
-// sendTransmit marshals and encrypts one transmit: UDP ones join the
-// batch (n of its buffers are in use; the new count is returned), TCP
-// ones are written at once.
-func (d *Driver) sendTransmit(t *core.Transmit, n int) int {
-	p := d.peers[core.Handle(t.Owner)]
-	if p == nil {
-		return n
+// relink takes the in-process link between workers a and b down (the
+// overlay closed it: a handshake or liveness failure) and brings it up
+// again after relinkDelay, as a driver redials a lost QUIC link.
+func (d *Driver) relink(a, b int) {
+	lo, hi := min(a, b), max(a, b)
+	d.pmu.Lock()
+	if d.relinks[[2]int{lo, hi}] || d.closed {
+		d.pmu.Unlock()
+		return
 	}
-	m, err := t.MarshalTo(d.plain, nil)
-	if err != nil {
-		d.stats.SendErrors++
-		return n
+	d.relinks[[2]int{lo, hi}] = true
+	d.pmu.Unlock()
+	down := func(w *worker, other int) {
+		w.post(func(now time.Time) error {
+			w.node.HandleLinkDown(now, inprocLink|sdn.LinkID(other))
+			return nil
+		})
 	}
-	if n == len(d.bufs) {
-		d.bufs = append(d.bufs, make([]byte, 0, 1500))
-	}
-	enc, err := p.sess.EncryptRTP(d.bufs[n][:0], d.plain[:m])
-	if err != nil {
-		d.stats.NotConnected++
-		return n
-	}
-	w, addr, ok := p.sess.Path()
-	if !ok {
-		d.stats.NotConnected++
-		return n
-	}
-	if w == udp.Writer(d.mux) {
-		d.bufs[n] = enc[:0]
-		d.batch = append(d.batch, udp.Datagram{B: enc, To: addr})
-		return n + 1
-	}
-	if err := w.WritePacket(enc, addr); err != nil {
-		d.stats.SendErrors++
-	} else {
-		d.stats.Sent++
-	}
-	return n
-}
-
-// flushBatch sends the batched UDP datagrams; it returns 0, the buffers
-// in use after it.
-func (d *Driver) flushBatch() int {
-	if len(d.batch) > 0 {
-		sent, err := d.mux.WriteBatch(d.batch)
-		d.stats.Sent += uint64(sent)
-		if err != nil {
-			d.stats.SendErrors += uint64(len(d.batch) - sent)
-		}
-		clear(d.batch)
-		d.batch = d.batch[:0]
-	}
-	return 0
+	down(d.workers[lo], hi)
+	down(d.workers[hi], lo)
+	time.AfterFunc(relinkDelay, func() {
+		d.pmu.Lock()
+		delete(d.relinks, [2]int{lo, hi})
+		d.pmu.Unlock()
+		// The accepting side first: its link exists before the hello
+		// arrives (both inboxes run in order).
+		d.workers[hi].post(func(now time.Time) error {
+			d.workers[hi].node.HandleLinkUp(now, inprocLink|sdn.LinkID(lo), sdn.LinkInfo{})
+			return nil
+		})
+		d.workers[lo].post(func(now time.Time) error {
+			d.workers[lo].node.HandleLinkUp(now, inprocLink|sdn.LinkID(hi), sdn.LinkInfo{Dialed: true, Peer: d.workers[hi].id})
+			return nil
+		})
+	})
 }
 
 // certRenewal is the age at which the DTLS certificate (valid 30 days) is
@@ -609,16 +679,36 @@ func (d *Driver) certificate() (*webrtc.Certificate, error) {
 	return d.cert, nil
 }
 
-// Offer implements whip.Backend: it negotiates, creates the endpoint and
-// the WebRTC session, and returns the answer.
+// Offer implements whip.Backend: it places the session on a worker,
+// negotiates with that worker's candidates, and has the worker create
+// the endpoint and the WebRTC session (worker.do: the handler never takes
+// a worker's lock).
 func (d *Driver) Offer(ctx context.Context, req whip.Request) (whip.Answer, error) {
 	ufrag, pwd := webrtc.NewICECredentials()
 	cert, err := d.certificate()
 	if err != nil {
 		return whip.Answer{}, err
 	}
+	// A viewer joins the room under its peer id plus "#whep", so one
+	// participant (one token) can publish by WHIP and watch by WHEP; its
+	// own tracks stay out of its view (slotCandidates).
+	epeer := req.PeerID
+	if req.Role == whip.Subscribe {
+		epeer += "#whep"
+	}
+	pl, err := d.reserve(req.Room, epeer)
+	if err != nil {
+		return whip.Answer{}, err
+	}
+	w := d.workers[pl.w]
+	placed := false
+	defer func() {
+		if !placed {
+			d.release(pl, "")
+		}
+	}()
 	neg, err := webrtc.Negotiate(req.Offer, &webrtc.Config{ICEUfrag: ufrag, ICEPwd: pwd, Fingerprint: cert.Fingerprint(),
-		Candidates: d.candidates(), Codecs: d.cfg.Codecs, Send: req.Role == whip.Subscribe})
+		Candidates: w.candidates(), Codecs: d.cfg.Codecs, Send: req.Role == whip.Subscribe})
 	switch {
 	case errors.Is(err, webrtc.ErrMalformed):
 		return whip.Answer{}, fmt.Errorf("%w: %v", whip.ErrMalformed, err)
@@ -644,43 +734,50 @@ func (d *Driver) Offer(ctx context.Context, req whip.Request) (whip.Answer, erro
 	if usable == 0 {
 		return whip.Answer{}, fmt.Errorf("%w: no usable media section", whip.ErrUnsupported)
 	}
-
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.closed {
-		return whip.Answer{}, fmt.Errorf("%w: shutting down", whip.ErrOverloaded)
-	}
-	if len(d.peers) >= d.cfg.MaxSessions {
-		return whip.Answer{}, fmt.Errorf("%w: %d sessions", whip.ErrOverloaded, len(d.peers))
-	}
-	now := time.Now()
-	p := &peer{id: whip.NewSessionID(), role: req.Role, room: req.Room, peerID: req.PeerID, ufrags: []string{ufrag},
-		remoteUfrag: neg.RemoteUfrag, remotePwd: neg.RemotePwd, created: now}
-	// A viewer joins the room under its peer id plus "#whep", so one
-	// participant (one token) can publish by WHIP and watch by WHEP; its
-	// own tracks stay out of its view (slotCandidates).
-	ecfg := core.EndpointConfig{PeerID: req.PeerID, Extensions: extensions(neg)}
+	p := &peer{id: whip.NewSessionID(), w: w, place: pl, role: req.Role, room: req.Room, peerID: req.PeerID, ufrags: []string{ufrag},
+		remoteUfrag: neg.RemoteUfrag, remotePwd: neg.RemotePwd}
+	ecfg := core.EndpointConfig{PeerID: epeer, Extensions: extensions(neg)}
 	if req.Role == whip.Subscribe {
 		// The core chooses what the viewer's media sections show
 		// (core.Slot): the room's tracks, never its own peer's.
-		ecfg.PeerID += "#whep"
 		ecfg.Slots, ecfg.ExcludePeer = viewerSlots(neg), req.PeerID
 	}
-	h, err := d.node.CreateEndpoint(now, ecfg)
+	// byID first: the session may close (and release) as soon as the
+	// worker has it.
+	d.pmu.Lock()
+	d.byID[p.id] = p
+	d.pmu.Unlock()
+	err = w.do(true, func(now time.Time) error { return w.open(now, p, &ecfg, neg, cert, pwd) })
 	if err != nil {
-		return whip.Answer{}, classify(err)
+		d.pmu.Lock()
+		delete(d.byID, p.id)
+		d.pmu.Unlock()
+		return whip.Answer{}, err
+	}
+	placed = true
+	d.log.LogAttrs(ctx, slog.LevelInfo, "session opened", slog.String("id", p.id), slog.String("role", req.Role.String()),
+		slog.String("room", req.Room), slog.String("peer", req.PeerID), slog.Int("worker", w.idx))
+	return whip.Answer{SDP: neg.Answer, ID: p.id, ETag: p.etag()}, nil
+}
+
+// open is an offer's work on its worker: the endpoint, its tracks, the
+// WebRTC session.
+func (w *worker) open(now time.Time, p *peer, ecfg *core.EndpointConfig, neg *webrtc.Negotiated, cert *webrtc.Certificate, pwd string) error {
+	p.created = now
+	h, err := w.node.CreateEndpoint(now, *ecfg)
+	if err != nil {
+		return classify(err)
 	}
 	p.h = h
-	fail := func(err error) (whip.Answer, error) {
-		_ = d.node.CloseEndpoint(now, h)
-		d.drainLocked(now)
-		return whip.Answer{}, classify(err)
+	fail := func(err error) error {
+		_ = w.node.CloseEndpoint(now, h)
+		return classify(err)
 	}
-	if err := d.node.Join(now, h, req.Room); err != nil {
+	if err := w.node.Join(now, h, p.room); err != nil {
 		return fail(err)
 	}
-	if req.Role == whip.Publish {
-		if err := d.publishLocked(now, h, neg); err != nil {
+	if p.role == whip.Publish {
+		if err := w.publishLocked(now, h, neg); err != nil {
 			return fail(err)
 		}
 		for i := range neg.Media {
@@ -693,16 +790,16 @@ func (d *Driver) Offer(ctx context.Context, req whip.Request) (whip.Answer, erro
 		}
 	}
 	sess, err := webrtc.NewSession(now, webrtc.SessionConfig{
-		Certificate: cert, LocalUfrag: ufrag, LocalPwd: pwd, RemoteUfrag: neg.RemoteUfrag,
-		RemoteFingerprint: neg.RemoteFingerprint, Logger: d.log, ConsentTimeout: d.cfg.ConsentTimeout,
-		OnRTP:  func(now time.Time, pkt []byte) { d.input(now, h, pkt, false) },
-		OnRTCP: func(now time.Time, pkt []byte) { d.input(now, h, pkt, true) },
+		Certificate: cert, LocalUfrag: p.ufrags[0], LocalPwd: pwd, RemoteUfrag: neg.RemoteUfrag,
+		RemoteFingerprint: neg.RemoteFingerprint, Logger: w.d.log, ConsentTimeout: w.d.cfg.ConsentTimeout,
+		OnRTP:  func(now time.Time, pkt []byte) { w.input(now, h, pkt, false) },
+		OnRTCP: func(now time.Time, pkt []byte) { w.input(now, h, pkt, true) },
 		OnStateChange: func(s webrtc.State) {
 			switch s {
 			case webrtc.StateFailed, webrtc.StateClosed: // handshake failed, or the peer hung up (close_notify)
-				d.markFailed(h)
+				w.markFailed(h)
 			case webrtc.StateConnected:
-				d.markConnected(h)
+				w.markConnected(h)
 			}
 		},
 	})
@@ -710,88 +807,13 @@ func (d *Driver) Offer(ctx context.Context, req whip.Request) (whip.Answer, erro
 		return fail(err)
 	}
 	p.sess = sess
-	d.peers[h] = p
+	w.peers[h] = p
 	if p.twcc != nil {
-		d.publishers++
-		select { // the timer goroutine now wakes for feedback
-		case d.wake <- struct{}{}:
-		default:
-		}
+		w.publishers++ // the loop now wakes for feedback (run's drain)
 	}
-	d.byID[p.id] = p
-	d.mux.Register(ufrag, sess)
-	d.stats.SessionsOpened++
-	d.drainLocked(now)
-	d.log.LogAttrs(ctx, slog.LevelInfo, "session opened", slog.String("id", p.id), slog.String("role", req.Role.String()),
-		slog.String("room", req.Room), slog.String("peer", req.PeerID))
-	return whip.Answer{SDP: neg.Answer, ID: p.id, ETag: p.etag()}, nil
-}
-
-// markFailed queues a session whose DTLS failed or was closed by the peer
-// for the timer goroutine (the state callback may run under the session's
-// own locks).
-func (d *Driver) markFailed(h core.Handle) {
-	go func() {
-		d.mu.Lock()
-		if p := d.peers[h]; p != nil {
-			d.failed = append(d.failed, p)
-		}
-		d.mu.Unlock()
-		select {
-		case d.wake <- struct{}{}:
-		default:
-		}
-	}()
-}
-
-// sendTWCCLocked sends every publisher its transport-wide feedback.
-func (d *Driver) sendTWCCLocked() {
-	for _, p := range d.sortedPeers() {
-		if p.twcc == nil || !p.connected || p.twcc.PacketsHeld() == 0 {
-			continue
-		}
-		for _, fb := range p.twcc.BuildFeedbackPacket() {
-			b, err := fb.Marshal()
-			if err == nil {
-				_ = p.sess.WriteRTCP(b)
-			}
-		}
-	}
-}
-
-// markConnected fills a viewer's media sections once it can receive. Like
-// markFailed it leaves the state callback at once.
-func (d *Driver) markConnected(h core.Handle) {
-	go func() {
-		d.mu.Lock()
-		defer d.mu.Unlock()
-		p := d.peers[h]
-		if p == nil || p.connected {
-			return
-		}
-		p.connected = true
-		now := time.Now()
-		if p.role == whip.Subscribe {
-			_ = d.node.StartSlots(now, h)
-		}
-		d.drainLocked(now)
-	}()
-}
-
-// candidates are our host candidates: the UDP port, then ICE-TCP.
-func (d *Driver) candidates() []webrtc.Candidate {
-	cands := []webrtc.Candidate{{Addr: d.advertised(d.mux.LocalAddr())}}
-	if d.tcp != nil {
-		cands = append(cands, webrtc.Candidate{Addr: d.advertised(d.tcp.LocalAddr()), TCP: true})
-	}
-	return cands
-}
-
-func (d *Driver) advertised(a netip.AddrPort) netip.AddrPort {
-	if d.cfg.PublicIP.IsValid() {
-		return netip.AddrPortFrom(d.cfg.PublicIP, a.Port())
-	}
-	return a
+	w.mux.Register(p.ufrags[0], &sessHandler{w: w, sess: sess})
+	w.stats.SessionsOpened++
+	return nil
 }
 
 // extensions picks the header-extension ids the endpoint demultiplexes by.
@@ -837,7 +859,7 @@ func classify(err error) error {
 // quality; unknown names keep the offer's order after the known ones.
 var ridOrder = map[string]int{"q": 0, "l": 0, "low": 0, "0": 0, "h": 1, "m": 1, "mid": 1, "1": 1, "f": 2, "high": 2, "2": 2}
 
-func (d *Driver) publishLocked(now time.Time, h core.Handle, neg *webrtc.Negotiated) error {
+func (w *worker) publishLocked(now time.Time, h core.Handle, neg *webrtc.Negotiated) error {
 	counts := map[webrtc.Kind]int{}
 	for _, m := range neg.Media {
 		if m.Rejected || m.Direction != webrtc.RecvOnly {
@@ -875,7 +897,7 @@ func (d *Driver) publishLocked(now time.Time, h core.Handle, neg *webrtc.Negotia
 		// Packets lost on the way in are NACKed when the peer agreed to
 		// "nack"; its retransmissions come as RTX when it negotiated RTX.
 		nack := slices.Contains(m.Codec.Feedback, "nack")
-		err := d.node.Publish(now, h, endpoint.TrackOptions{Name: name, Codec: codec, PayloadType: m.Codec.PayloadType,
+		err := w.node.Publish(now, h, endpoint.TrackOptions{Name: name, Codec: codec, PayloadType: m.Codec.PayloadType,
 			MID: m.MID, Encodings: encs, NACK: nack, RTXPayloadType: m.RTXPayloadType})
 		if err != nil {
 			return err
@@ -923,11 +945,25 @@ func (d *Driver) Patch(ctx context.Context, req whip.PatchRequest) (whip.PatchRe
 	if err != nil {
 		return whip.PatchResult{}, fmt.Errorf("%w: %v", whip.ErrMalformed, err)
 	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	d.pmu.Lock()
 	p := d.byID[req.ID]
+	d.pmu.Unlock()
 	if p == nil || p.role != req.Role || p.room != req.Room {
 		return whip.PatchResult{}, whip.ErrNotFound
+	}
+	var res whip.PatchResult
+	err = p.w.do(false, func(now time.Time) error {
+		var err error
+		res, err = p.w.patch(now, p, req, frag)
+		return err
+	})
+	return res, err
+}
+
+// patch is a PATCH's work on the session's worker.
+func (w *worker) patch(now time.Time, p *peer, req whip.PatchRequest, frag webrtc.ICEFragment) (whip.PatchResult, error) {
+	if w.peers[p.h] != p {
+		return whip.PatchResult{}, whip.ErrNotFound // closed meanwhile
 	}
 	if req.IfMatch != "" && req.IfMatch != "*" && req.IfMatch != p.etag() {
 		return whip.PatchResult{}, fmt.Errorf("%w: If-Match %s, the session is %s", whip.ErrPreconditionFailed, req.IfMatch, p.etag())
@@ -954,15 +990,15 @@ func (d *Driver) Patch(ctx context.Context, req whip.PatchRequest) (whip.PatchRe
 		return whip.PatchResult{}, fmt.Errorf("%w: too many ICE restarts", whip.ErrConflict)
 	}
 	ufrag, pwd := webrtc.NewICECredentials()
-	if err := p.sess.RestartICE(time.Now(), ufrag, pwd, frag.Ufrag); err != nil {
+	if err := p.sess.RestartICE(now, ufrag, pwd, frag.Ufrag); err != nil {
 		return whip.PatchResult{}, fmt.Errorf("%w: %v", whip.ErrConflict, err)
 	}
 	// The old ufrag stays registered so the current path keeps working
 	// until the peer nominates one with the new credentials.
-	d.mux.Register(ufrag, p.sess)
+	w.mux.Register(ufrag, &sessHandler{w: w, sess: p.sess})
 	p.ufrags = append(p.ufrags, ufrag)
 	p.remoteUfrag, p.remotePwd = frag.Ufrag, frag.Pwd
-	p.restartAnswer = webrtc.AnswerFragment(ufrag, pwd, d.candidates())
+	p.restartAnswer = webrtc.AnswerFragment(ufrag, pwd, w.candidates())
 	return whip.PatchResult{Fragment: p.restartAnswer, ETag: p.etag()}, nil
 }
 
@@ -973,18 +1009,56 @@ func (p *peer) etag() string { return `"` + p.id + "." + strconv.Itoa(len(p.ufra
 // Delete implements whip.Backend: it ends the session and frees
 // everything it held.
 func (d *Driver) Delete(ctx context.Context, role whip.Role, room, id string) error {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	d.pmu.Lock()
 	p := d.byID[id]
+	d.pmu.Unlock()
 	if p == nil || p.role != role || p.room != room {
 		return whip.ErrNotFound
 	}
-	d.closePeerLocked(time.Now(), p, "deleted")
-	return nil
+	return p.w.do(false, func(now time.Time) error {
+		if p.w.peers[p.h] != p {
+			return whip.ErrNotFound // closed meanwhile
+		}
+		p.w.closePeerLocked(now, p, "deleted")
+		return nil
+	})
 }
 
 // Close releases the sockets of a Driver that was never Run.
 func (d *Driver) Close() error {
 	d.shutdown()
 	return nil
+}
+
+// advertised is a listening address as candidates show it (Config.PublicIP).
+func (d *Driver) advertised(a netip.AddrPort) netip.AddrPort {
+	if d.cfg.PublicIP.IsValid() {
+		return netip.AddrPortFrom(d.cfg.PublicIP, a.Port())
+	}
+	return a
+}
+
+// Counts sums the live-object counts of every worker's node (leak checks,
+// metrics). RemoteMembers and Relays include what workers see of each
+// other through the overlay.
+func (d *Driver) Counts() core.Counts {
+	var s core.Counts
+	d.Inspect(func(n *core.Node) {
+		c := n.Counts()
+		s.Endpoints += c.Endpoints
+		s.RemoteTracks += c.RemoteTracks
+		s.LocalTracks += c.LocalTracks
+		s.Rooms += c.Rooms
+		s.Members += c.Members
+		s.Channels += c.Channels
+		s.Sources += c.Sources
+		s.Subscriptions += c.Subscriptions
+		s.RemoteMembers += c.RemoteMembers
+		s.Relays += c.Relays
+		s.Timers += c.Timers
+		s.QueuedTransmits += c.QueuedTransmits
+		s.QueuedFeedback += c.QueuedFeedback
+		s.QueuedEvents += c.QueuedEvents
+	})
+	return s
 }

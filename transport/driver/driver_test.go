@@ -128,9 +128,7 @@ func TestOfferFailuresWithTheRealDriver(t *testing.T) {
 	if code, _, body := post(t, url2+"/whep/r", offer(t, false)); code != http.StatusConflict {
 		t.Fatalf("duplicate peer id: %d %s", code, body)
 	}
-	var c core.Counts
-	d.Inspect(func(n *core.Node) { c = n.Counts() })
-	if c != (core.Counts{}) {
+	if c := d.Counts(); c != (core.Counts{}) {
 		t.Fatalf("counts after delete: %+v", c)
 	}
 	if s := d2.Stats(); s.Sessions != 1 {
@@ -164,9 +162,10 @@ func pubOffer(nVideo int, rids []string) string {
 
 // TestCoreLimitsHaveTheirStatus: limits and refusals of the core reach the
 // client as 503 (the node is full) or 422 (the offer cannot be served as
-// it is), never as 500.
+// it is), never as 500. The core's limits are each worker's: with two
+// workers and one room each, a third room is refused.
 func TestCoreLimitsHaveTheirStatus(t *testing.T) {
-	_, url := start(t, driver.Config{Node: core.Config{Cluster: cluster.Config{MaxRooms: 1, MaxPeersPerRoom: 1}}}, nil)
+	_, url := start(t, driver.Config{Workers: 1, Node: core.Config{Cluster: cluster.Config{MaxRooms: 1, MaxPeersPerRoom: 1}}}, nil)
 	if code, _, body := post(t, url+"/whip/r", pubOffer(1, nil)); code != http.StatusCreated {
 		t.Fatalf("publisher: %d %s", code, body)
 	}
@@ -175,6 +174,12 @@ func TestCoreLimitsHaveTheirStatus(t *testing.T) {
 	}
 	if code, _, body := post(t, url+"/whep/other", offer(t, false)); code != http.StatusServiceUnavailable {
 		t.Fatalf("too many rooms: %d %s", code, body)
+	}
+	_, url = start(t, driver.Config{Workers: 2, Node: core.Config{Cluster: cluster.Config{MaxRooms: 1}}}, nil)
+	for i, want := range []int{http.StatusCreated, http.StatusCreated, http.StatusServiceUnavailable} {
+		if code, _, body := post(t, fmt.Sprintf("%s/whep/room%d", url, i), offer(t, false)); code != want {
+			t.Fatalf("room %d of 2 workers with MaxRooms 1: %d %s", i, code, body)
+		}
 	}
 	_, url = start(t, driver.Config{}, nil)
 	if code, _, body := post(t, url+"/whip/r2", pubOffer(1, []string{"a", "b", "c", "d", "e", "f", "g", "h", "i"})); code != http.StatusUnprocessableEntity {
