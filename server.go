@@ -42,6 +42,10 @@ type Config struct {
 	// port among them at a cost (see package transport/driver).
 	Workers    int
 	SinglePort bool
+	// PlacementSlack is how far a room's worker may be ahead of the least
+	// loaded one and still take the room's next session (default 8,
+	// negative: always the least loaded).
+	PlacementSlack int
 	// Cluster, when set, makes the server one node of a cluster (QUIC
 	// links to the other nodes; rooms span them all). Nil: one node.
 	Cluster *driver.ClusterConfig
@@ -60,7 +64,8 @@ type Server struct {
 func New(cfg Config) (*Server, error) {
 	d, err := driver.New(driver.Config{Node: cfg.Node, UDPAddr: cfg.UDPAddr, TCPAddr: cfg.TCPAddr, DisableTCP: cfg.DisableTCP,
 		PublicIP: cfg.PublicIP, Codecs: cfg.Codecs, MaxSessions: cfg.MaxSessions, ConsentTimeout: cfg.ConsentTimeout, Logger: cfg.Logger,
-		Cluster: cfg.Cluster, Workers: cfg.Workers, SinglePort: cfg.SinglePort})
+		Cluster: cfg.Cluster, Workers: cfg.Workers, SinglePort: cfg.SinglePort,
+		PlacementSlack: cfg.PlacementSlack})
 	if err != nil {
 		return nil, err
 	}
