@@ -66,12 +66,14 @@ const (
 // newBenchDriver is the server of BenchmarkSFU. Saturating runs keep ICE
 // consent for an hour: the viewers stop reading, and the server's socket
 // overflows, so consent checks may go unanswered or be lost.
+// Viewers are spread evenly over the workers (PlacementSlack -1: always
+// the least loaded).
 func newBenchDriver(workers int, saturate bool) (*driver.Driver, error) {
-	_ = workers // becomes Config.Workers once the driver has it
+	cfg := driver.Config{DisableTCP: true, Workers: workers, PlacementSlack: -1}
 	if saturate {
-		return driver.New(driver.Config{DisableTCP: true, ConsentTimeout: time.Hour})
+		cfg.ConsentTimeout = time.Hour
 	}
-	return driver.New(driver.Config{DisableTCP: true})
+	return driver.New(cfg)
 }
 
 // benchGen is what the client process reports of itself in saturating
@@ -98,18 +100,21 @@ func parseBenchGen(s string) (benchGen, error) {
 
 // benchIngress is the number of RTP packets the server's tracks in room
 // took in, for telling what the server forwarded from what the publisher
-// offered.
+// offered: the most any worker's node took in (the publisher's worker;
+// the others take a copy over the in-process link).
 func benchIngress(d *driver.Driver, room string) uint64 {
-	var n uint64
+	var most uint64
 	d.Inspect(func(node *core.Node) {
+		var n uint64
 		cl := node.Cluster()
 		for _, info := range cl.Tracks(room) {
 			if rt, ok := cl.Source(room, cluster.TrackKey{Peer: info.Peer, Track: info.Name}); ok {
 				n += rt.Stats().Packets
 			}
 		}
+		most = max(most, n)
 	})
-	return n
+	return most
 }
 
 // benchSaturate is TestBenchClientProcess in saturating mode.
