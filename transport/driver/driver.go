@@ -311,7 +311,7 @@ func New(cfg Config) (*Driver, error) {
 		if ta.Port() != 0 {
 			ta = netip.AddrPortFrom(ta.Addr(), ta.Port()+uint16(i))
 		}
-		w.mux, err = udp.Listen(udp.Config{Addr: ua, Logger: cfg.Logger /*, BatchDone: w.batchDone*/})
+		w.mux, err = udp.Listen(udp.Config{Addr: ua, Logger: cfg.Logger, BatchDone: w.batchDone})
 		if err != nil {
 			return fail(err)
 		}

@@ -672,7 +672,11 @@ func (h *sessHandler) HandleDatagram(now time.Time, from netip.AddrPort, wr udp.
 			h.w.handoff(now, h.sess, from, wr, b)
 			return false
 		}
-		// h.w.inBatch.Store(true) (TEMP until udp BatchDone)
+		if !h.w.d.cfg.SinglePort || h.w.idx == 0 {
+			// The read goroutine is this worker's own: hold the egress
+			// until its BatchDone.
+			h.w.inBatch.Store(true)
+		}
 	}
 	return h.sess.HandleDatagram(now, from, wr, b)
 }

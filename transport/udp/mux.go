@@ -28,6 +28,11 @@ type Config struct {
 	MaxDatagram int
 	// Logger defaults to discarding.
 	Logger *slog.Logger
+	// BatchDone, if set, is called on the read goroutine after the
+	// datagrams of each read batch have been dispatched (after each
+	// datagram with BatchSize 1), so a handler can hold what they cause
+	// and write it at once.
+	BatchDone func()
 }
 
 // Validate reports a Config that cannot work.
@@ -215,6 +220,9 @@ func (m *Mux) serveSingle() error {
 		}
 		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
 		m.Dispatch(time.Now(), from, m, buf[:n])
+		if m.cfg.BatchDone != nil {
+			m.cfg.BatchDone()
+		}
 	}
 }
 
@@ -241,6 +249,9 @@ func (m *Mux) serveBatch() error {
 				continue
 			}
 			m.Dispatch(now, from, m, b)
+		}
+		if m.cfg.BatchDone != nil {
+			m.cfg.BatchDone()
 		}
 	}
 }

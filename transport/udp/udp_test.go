@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -633,4 +634,64 @@ type handlerFunc func([]byte) bool
 
 func (f handlerFunc) HandleDatagram(_ time.Time, _ netip.AddrPort, _ Writer, b []byte) bool {
 	return f(b)
+}
+
+// BatchDone follows every read batch, after all its datagrams: queued
+// before Serve starts, ten datagrams come back from one recvmmsg as one
+// batch (with BatchSize 1, as ten).
+func TestMuxBatchDone(t *testing.T) {
+	for _, batch := range []int{1, 32} {
+		t.Run("batch="+strconv.Itoa(batch), func(t *testing.T) {
+			h := &fakeHandler{}
+			var mu sync.Mutex
+			var sizes []int // datagrams dispatched in each batch
+			seen := 0
+			m, err := Listen(Config{BatchSize: batch, BatchDone: func() {
+				mu.Lock()
+				defer mu.Unlock()
+				n := h.count()
+				sizes = append(sizes, n-seen)
+				seen = n
+			}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.Register("one", h)
+			c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			to := net.UDPAddrFromAddrPort(m.LocalAddr())
+			c.WriteToUDP(stunRequest("one:ok"), to)
+			for range 9 {
+				c.WriteToUDP(rtpPacket, to)
+			}
+			done := make(chan error, 1)
+			go func() { done <- m.Serve(context.Background()) }()
+			deadline := time.Now().Add(5 * time.Second)
+			for {
+				mu.Lock()
+				n := seen
+				mu.Unlock()
+				if n == 10 || time.Now().After(deadline) {
+					break
+				}
+				time.Sleep(2 * time.Millisecond)
+			}
+			m.Close()
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			want := []int{10}
+			if batch == 1 {
+				want = []int{1, 1, 1, 1, 1, 1, 1, 1, 1, 1}
+			}
+			if !slices.Equal(sizes, want) {
+				t.Fatalf("batches %v, want %v", sizes, want)
+			}
+		})
+	}
 }
