@@ -64,7 +64,11 @@ type WorkerStats struct {
 	// Handoffs counts datagrams the single-port mode's read loop passed
 	// to this worker.
 	Handoffs uint64
-	TCP      udp.TCPStats
+	// UDP is what the worker's socket's batched writes did (zero for the
+	// workers that share worker 0's socket in single-port mode: it is
+	// counted there).
+	UDP udp.WriteStats
+	TCP udp.TCPStats
 }
 
 // worker is one core.Node with its sockets, the goroutine that runs its
@@ -702,6 +706,9 @@ func (w *worker) statsLocked() WorkerStats {
 	s.LinkDrops = w.linkDrops.Load()
 	s.Handoffs = w.handoffs.Load()
 	s.UDPAddr = w.mux.LocalAddr()
+	if !w.d.cfg.SinglePort || w.idx == 0 {
+		s.UDP = w.mux.WriteStats()
+	}
 	if w.tcp != nil {
 		s.TCP = w.tcp.Stats()
 		s.TCPAddr = w.tcp.LocalAddr()

@@ -9,9 +9,6 @@ import (
 	"net/netip"
 	"sync"
 	"time"
-
-	"golang.org/x/net/ipv4"
-	"golang.org/x/net/ipv6"
 )
 
 // Config configures a Mux. The zero value listens on 127.0.0.1 on a free
@@ -28,6 +25,8 @@ type Config struct {
 	MaxDatagram int
 	// Logger defaults to discarding.
 	Logger *slog.Logger
+	// DisableGSO turns off UDP GSO in WriteBatch (see the package doc).
+	DisableGSO bool
 	// BatchDone, if set, is called on the read goroutine after the
 	// datagrams of each read batch have been dispatched (after each
 	// datagram with BatchSize 1), so a handler can hold what they cause
@@ -52,11 +51,22 @@ type Datagram struct {
 	To netip.AddrPort
 }
 
-var errWriteBatchNothing = errors.New("udp: WriteBatch sent nothing")
-
-// batchConn is the part of ipv4.PacketConn / ipv6.PacketConn we use.
-type batchConn interface {
-	WriteBatch(ms []ipv4.Message, flags int) (int, error)
+// WriteStats counts what WriteBatch did.
+type WriteStats struct {
+	// Datagrams is how many datagrams were sent, Syscalls in how many
+	// system calls.
+	Datagrams, Syscalls uint64
+	// GSOMessages is how many sends carried more than one datagram as
+	// UDP_SEGMENT segments, GSODatagrams how many datagrams they held.
+	GSOMessages, GSODatagrams uint64
+	// GSOFallbacks is how many such sends the kernel refused and were
+	// resent datagram by datagram.
+	GSOFallbacks uint64
+	// GSO is whether UDP_SEGMENT is in use: false when disabled by
+	// Config, outside Linux, on kernels without it, and after the
+	// kernel refused it as unsupported (EIO: the device cannot
+	// checksum in hardware).
+	GSO bool
 }
 
 // Mux owns one UDP socket shared by every session of a server: a read
@@ -65,14 +75,12 @@ type batchConn interface {
 type Mux struct {
 	*Demux
 	conn  *net.UDPConn
-	batch batchConn
 	cfg   Config
 	log   *slog.Logger
 	local netip.AddrPort
 
-	wmu   sync.Mutex
-	wmsgs []ipv4.Message
-	waddr map[netip.AddrPort]*net.UDPAddr
+	wmu sync.Mutex
+	w   *batchWriter
 
 	closeOnce sync.Once
 	closed    chan struct{}
@@ -110,13 +118,11 @@ func Listen(cfg Config) (*Mux, error) {
 		cfg:    cfg,
 		log:    log,
 		local:  conn.LocalAddr().(*net.UDPAddr).AddrPort(),
-		waddr:  map[netip.AddrPort]*net.UDPAddr{},
 		closed: make(chan struct{}),
 	}
-	if network == "udp4" {
-		m.batch = ipv4.NewPacketConn(conn)
-	} else {
-		m.batch = ipv6.NewPacketConn(conn)
+	if m.w, err = newBatchWriter(conn, cfg.DisableGSO); err != nil {
+		conn.Close()
+		return nil, err
 	}
 	return m, nil
 }
@@ -131,7 +137,9 @@ func (m *Mux) WritePacket(b []byte, to netip.AddrPort) error {
 }
 
 // WriteBatch sends datagrams with as few syscalls as the OS allows
-// (sendmmsg on Linux). A datagram the kernel refuses (an unreachable or
+// (sendmmsg on Linux, with a destination's consecutive equal-sized
+// datagrams as one UDP GSO send: see the package doc). Datagrams to one
+// destination keep their order; across destinations they may not. A datagram the kernel refuses (an unreachable or
 // invalid destination, one too large) is skipped and the rest are still
 // sent, so one peer's bad path costs no other peer its packets. It returns
 // how many were sent and the first error; len(ds) minus the count is how
@@ -139,62 +147,14 @@ func (m *Mux) WritePacket(b []byte, to netip.AddrPort) error {
 func (m *Mux) WriteBatch(ds []Datagram) (int, error) {
 	m.wmu.Lock()
 	defer m.wmu.Unlock()
-	sent := 0
-	var first error
-	for len(ds) > 0 {
-		n := min(len(ds), 64)
-		if cap(m.wmsgs) < n {
-			m.wmsgs = make([]ipv4.Message, 64)
-			for i := range m.wmsgs {
-				m.wmsgs[i].Buffers = make([][]byte, 1)
-			}
-		}
-		msgs := m.wmsgs[:n]
-		for i, d := range ds[:n] {
-			msgs[i].Buffers[0] = d.B
-			msgs[i].Addr = m.udpAddrLocked(d.To)
-		}
-		k, err := m.batch.WriteBatch(msgs, 0)
-		for i := range msgs {
-			msgs[i].Buffers[0] = nil
-		}
-		k = max(k, 0) // sendmmsg returns -1 when the first message fails
-		sent += k
-		ds = ds[k:]
-		if err == nil && k == 0 {
-			err = errWriteBatchNothing
-		}
-		if err == nil {
-			continue
-		}
-		if first == nil {
-			first = err
-		}
-		if errors.Is(err, net.ErrClosed) {
-			return sent, first
-		}
-		if k == 0 {
-			// sendmmsg fails only when it cannot send the first message
-			// (an error after some are sent comes back on the next call):
-			// skip that one.
-			ds = ds[1:]
-		}
-	}
-	return sent, first
+	return m.w.write(ds)
 }
 
-// udpAddrLocked returns a cached *net.UDPAddr for to, so steady-state
-// batched writes to the same peers do not allocate.
-func (m *Mux) udpAddrLocked(to netip.AddrPort) *net.UDPAddr {
-	if a := m.waddr[to]; a != nil {
-		return a
-	}
-	if len(m.waddr) >= 4096 {
-		clear(m.waddr)
-	}
-	a := net.UDPAddrFromAddrPort(to)
-	m.waddr[to] = a
-	return a
+// WriteStats returns WriteBatch's counters.
+func (m *Mux) WriteStats() WriteStats {
+	m.wmu.Lock()
+	defer m.wmu.Unlock()
+	return m.w.stats
 }
 
 // Serve runs the read loop until Close or ctx ends. Each datagram is
