@@ -72,6 +72,7 @@ func newBenchDriver(workers int, saturate bool) (*driver.Driver, error) {
 	cfg := driver.Config{DisableTCP: true, Workers: workers, PlacementSlack: -1}
 	if saturate {
 		cfg.ConsentTimeout = time.Hour
+		cfg.SinglePort = *benchSinglePort
 	}
 	return driver.New(cfg)
 }

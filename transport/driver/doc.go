@@ -2,20 +2,71 @@
 // package transport/webrtc on the shared UDP port (and ICE-TCP port) of
 // package transport/udp, and the WHIP/WHEP Backend that creates them.
 //
-// # Threads
+// # Workers
 //
-// The node is not safe for concurrent use, so the Driver owns it behind
-// one mutex. Decrypted packets reach it on the socket read goroutines
-// (the UDP read loop, one goroutine per ICE-TCP connection), which take
-// the mutex, feed the node with the packet's arrival time, and drain every
-// output right there: transmits are marshalled into pooled buffers,
-// SRTP-encrypted and sent in one batch (sendmmsg) per input. There is no
-// hand-off between reading and forwarding, so a packet costs no channel
-// send or goroutine switch. A timer goroutine sleeps until the node's
-// PollTimeout (or until an input brings the deadline forward), then calls
-// HandleTimeout; it also closes sessions whose ICE consent lapsed (a peer
-// that vanished) or whose DTLS failed. HTTP handlers (WHIP/WHEP) take the
-// mutex for their control calls.
+// A Driver runs W workers (Config.Workers, default GOMAXPROCS). Each owns
+// one core.Node, its own UDP socket and ICE-TCP listener (ports Port+i
+// when a port is configured), its own lock and its own loop goroutine. A
+// core.Node is not safe for concurrent use; a worker's node is touched
+// only under that worker's lock, and nothing but the data path takes it.
+//
+// Data path. Decrypted packets reach a worker's node on its socket's read
+// goroutine (and one goroutine per ICE-TCP connection), which takes the
+// lock, feeds the node with the arrival time and drains every output on
+// the spot: a transmit is marshalled into a pooled buffer and SRTP
+// encrypted in place there (one copy of the payload per egress packet),
+// and joins the egress batch. The batch goes out when the recvmmsg batch
+// that caused it has been handled (udp.Config.BatchDone), in one sendmmsg
+// with each viewer's consecutive equal-sized packets as one UDP GSO send
+// (package transport/udp). No channel or goroutine switch sits between a
+// read and its forwarding.
+//
+// Control path. HTTP handlers never take a worker's lock: session setup
+// (after the SDP is negotiated and the DTLS/ICE session built, outside
+// any lock), PATCH and DELETE are commands queued to the worker's loop
+// (at most 256 waiting: past that an offer gets 503 ErrOverloaded), which
+// runs them between inputs, one per lock hold, and wakes its caller with
+// the result. The loop also runs the node's timers (it sleeps until the
+// node's PollTimeout, the next transport-cc feedback or consent check),
+// closes sessions whose ICE consent lapsed or whose DTLS failed, and
+// feeds the node the messages of other workers. A slow handshake runs on
+// the session's own goroutine and never holds the lock.
+//
+// Placement. A session is placed when its offer arrives, and its answer
+// advertises that worker's candidates only: the room's busiest worker
+// while its session count is within Config.PlacementSlack (default 8) of
+// the least loaded worker's, else the least loaded one (ties to the
+// lowest index, so placement is deterministic). A room thus stays on one
+// worker until that worker is ahead, and then spans workers. A session
+// that replaces another (same endpoint ID in the room) goes to the same
+// worker.
+//
+// Rooms across workers. Workers are nodes of one overlay (package sdn)
+// joined by in-process links: the same code path as a cluster of
+// processes, with links that copy a message into the other worker's
+// inbox instead of a QUIC stream. Each worker receives a published
+// packet once and fans it out to its own viewers. Control messages on
+// these links are never dropped; media messages beyond 8192 waiting are
+// (WorkerStats.LinkDrops), as a congested link would drop them. With a
+// cluster (Config.Cluster) the node ID X becomes X|i<<18 per worker, and
+// worker 0 alone holds the QUIC links to other processes.
+//
+// Why ports per worker. SO_REUSEPORT with a BPF program steering by
+// destination would keep one port, but needs the steering program (and
+// the privileges to attach it) and still splits a 5-tuple's packets by
+// hash, not by session; a single port with a dispatcher goroutine costs a
+// hand-off per packet and caps ingress at one core's reading. A port per
+// worker needs no privileges and keeps the kernel's own demultiplexing.
+// For deployments that can open only one port, Config.SinglePort keeps
+// every worker on worker 0's socket: its read loop hands RTP/RTCP of
+// other workers' sessions to their loops (WorkerStats.Handoffs; STUN and
+// DTLS stay on the reader), and every egress leaves through one socket.
+//
+// Config.MaxSessions bounds the Driver as a whole. A node's own limits
+// (core.Config's MaxEndpoints, the cluster's MaxRooms and the like)
+// apply per worker: a Driver of W workers admits up to W times them, and
+// Counts sums the workers'. Leaks, limits and shutdown are checked per
+// worker by the tests.
 //
 // # Congestion control feedback
 //
