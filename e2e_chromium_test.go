@@ -33,10 +33,13 @@ func chromiumPath(t *testing.T) string {
 	return ""
 }
 
-// browserServer is the example server's pages and signalling on loopback.
+// browserServer is the example server's pages and signalling on loopback,
+// with two workers that place each session on the least loaded one: the
+// publisher lands on worker 0 and its viewer on worker 1, so the media
+// crosses the in-process overlay link between them.
 func browserServer(t *testing.T) (*testServer, string) {
 	t.Helper()
-	srv, err := sfu.New(sfu.Config{})
+	srv, err := sfu.New(sfu.Config{Workers: 2, PlacementSlack: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
