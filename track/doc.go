@@ -30,9 +30,23 @@
 // numbers back, with a per-packet limit so NACKs cannot become a flood.
 //
 // The machines share an Output: queues of Transmits (a header to write
-// and a payload aliasing a history) and Feedback, and the list of tracks
-// with a timer. Fan-out writes straight into it, so forwarding a packet to
+// and a payload aliasing a history) and Feedback, and the tracks'
+// deadlines. Fan-out writes straight into it, so forwarding a packet to
 // N subscribers is N appends to reused slices and allocates nothing.
+//
+// The deadline is kept incrementally: a driver asks for it after every
+// input, and walking every track with a NACK or keyframe timer cost
+// about 9 µs per packet with 1000 of them (BenchmarkPollTimeout). A
+// track whose timer state may have changed (a loss, a repair, a
+// keyframe, a request, a timeout, a close) puts itself on the Output's
+// dirty list once; PollTimeout recomputes only those tracks' deadlines
+// and keeps them in a min-heap with lazy deletion (an entry whose track
+// has moved on is skipped when it reaches the top, and the heap is
+// rebuilt when stale entries outnumber live ones), so a packet costs
+// O(log n): about 0.1-0.25 µs in the same benchmark. HandleTimeout runs
+// only the tracks that are due. TestOutputDeadlineMatchesTracks checks
+// it against the brute-force minimum over random losses, repairs,
+// requests, closes and timeouts.
 //
 // Everything here is sans-IO: inputs carry their time, nothing blocks,
 // reads a clock or starts a goroutine, and bad input is a counted drop.

@@ -120,8 +120,22 @@ type RemoteTrack struct {
 	stats RemoteStats
 	// closed tracks accept no packets; LocalTracks drop them as sources.
 	closed bool
-	// timerListed: registered in out's timer list.
-	timerListed bool
+	// The deadline out last recorded for the track (zero: none), the
+	// generation of its heap entry, and whether the track's timer state
+	// may have changed since (then it is in out's dirty list).
+	timerAt    time.Time
+	timerGen   uint32
+	timerDirty bool
+}
+
+// touch tells the Output that the track's deadline may have changed; it
+// is recomputed at the next PollTimeout or HandleTimeout. Only a track
+// that has a deadline, or is getting one, needs it.
+func (t *RemoteTrack) touch() {
+	if t.out != nil && !t.timerDirty {
+		t.timerDirty = true
+		t.out.dirty = append(t.out.dirty, t)
+	}
 }
 
 type remoteEncoding struct {
@@ -237,6 +251,9 @@ func (t *RemoteTrack) EncodingByRID(rid []byte) (int, bool) {
 func (t *RemoteTrack) BindSSRC(i int, ssrc uint32) {
 	if i >= 0 && i < len(t.encs) {
 		t.encs[i].SSRC = ssrc
+		if !t.timerAt.IsZero() {
+			t.touch()
+		}
 	}
 }
 
@@ -284,6 +301,9 @@ func (t *RemoteTrack) Resync(enc int) {
 	if enc >= 0 && enc < len(t.encs) {
 		t.encs[enc].nlost = 0
 		t.encs[enc].resync = true
+		if !t.timerAt.IsZero() {
+			t.touch()
+		}
 	}
 }
 
@@ -315,6 +335,9 @@ func (t *RemoteTrack) PacketBySeq(enc int, seq uint16) *Packet {
 // The stored copy's payload lives in the history and stays valid until the
 // history wraps, which is far longer than one Handle call.
 func (t *RemoteTrack) HandleRTP(now time.Time, p *Packet, enc int) (*Packet, error) {
+	if !t.timerAt.IsZero() {
+		t.touch() // a repair or a keyframe may end a timer
+	}
 	if enc < 0 || enc >= len(t.encs) || t.closed {
 		t.stats.UnknownEncoding++
 		return nil, ErrUnknownEncoding
@@ -419,9 +442,7 @@ func (t *RemoteTrack) noteLost(now time.Time, e *remoteEncoding, from, to uint64
 		t.stats.NACKed++
 	}
 	t.sendNACKs(now, e)
-	if t.out != nil {
-		t.out.addTimer(t)
-	}
+	t.touch()
 }
 
 // recovered removes ext from the lost list, reporting whether it was there.
@@ -497,9 +518,7 @@ func (t *RemoteTrack) RequestKeyframe(now time.Time, enc int) {
 	} else {
 		e.kfNext = next
 	}
-	if t.out != nil {
-		t.out.addTimer(t)
-	}
+	t.touch()
 }
 
 func (t *RemoteTrack) sendKeyframeRequest(now time.Time, enc int) {
@@ -521,6 +540,7 @@ func (t *RemoteTrack) sendKeyframeRequest(now time.Time, enc int) {
 
 // HandleTimeout sends the keyframe requests and NACKs that are due.
 func (t *RemoteTrack) HandleTimeout(now time.Time) {
+	t.touch()
 	for i := range t.encs {
 		e := &t.encs[i]
 		if e.kfWanted && !e.kfNext.After(now) {
@@ -551,6 +571,9 @@ func (t *RemoteTrack) PollTimeout() (time.Time, bool) {
 
 // Close ends the track: it drops further packets and releases its history.
 func (t *RemoteTrack) Close() {
+	if !t.timerAt.IsZero() {
+		t.touch()
+	}
 	t.closed = true
 	for i := range t.encs {
 		t.encs[i].hist = history{}

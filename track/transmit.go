@@ -188,8 +188,8 @@ type Feedback struct {
 }
 
 // Output is what the track machines of one node share: the queues they
-// write transmits and feedback into, and the list of RemoteTracks with a
-// timer running. Sharing it lets fan-out write straight into the node's
+// write transmits and feedback into, and the deadlines of the
+// RemoteTracks with a timer running. Sharing it lets fan-out write straight into the node's
 // queue, and lets the node find its next deadline without visiting every
 // track. Its slices are reused, so the steady state does not allocate. The
 // zero value is ready to use.
@@ -199,56 +199,155 @@ type Output struct {
 	fb       []Feedback
 	fbHead   int
 	txPushed uint64
-	timers   []*RemoteTrack
+	// The tracks' deadlines: a min-heap with lazy deletion, the tracks
+	// touched since it was last brought up to date, and how many tracks
+	// have a deadline.
+	timers     []timerEntry
+	dirty      []*RemoteTrack
+	due        []*RemoteTrack
+	timersLive int
 }
 
-// addTimer registers t as having a deadline (once).
-func (o *Output) addTimer(t *RemoteTrack) {
-	if !t.timerListed {
-		t.timerListed = true
-		o.timers = append(o.timers, t)
+// timerEntry is a track's deadline in the Output's heap. It is stale when
+// the track has moved on (gen differs): entries are never removed from
+// the middle, only skipped when they reach the top.
+type timerEntry struct {
+	at  time.Time
+	t   *RemoteTrack
+	gen uint32
+}
+
+func (e *timerEntry) live() bool { return e.t.timerGen == e.gen && !e.t.timerAt.IsZero() }
+
+// settle recomputes the deadline of every track touched since the last
+// call and pushes the new ones: O(touched tracks × their lost lists +
+// log n), not O(tracks with timers) as walking them all would be.
+func (o *Output) settle() {
+	for i, t := range o.dirty {
+		o.dirty[i] = nil
+		t.timerDirty = false
+		at, ok := t.PollTimeout()
+		had := !t.timerAt.IsZero()
+		switch {
+		case ok && (!had || !at.Equal(t.timerAt)):
+			t.timerGen++
+			t.timerAt = at
+			o.pushTimer(timerEntry{at: at, t: t, gen: t.timerGen})
+		case !ok && had:
+			t.timerGen++
+			t.timerAt = time.Time{}
+		}
+		if ok != had {
+			if ok {
+				o.timersLive++
+			} else {
+				o.timersLive--
+			}
+		}
+	}
+	o.dirty = o.dirty[:0]
+	if len(o.timers) > 2*o.timersLive+64 {
+		// Mostly stale: rebuild from the live entries.
+		kept := o.timers[:0]
+		for _, e := range o.timers {
+			if e.live() {
+				kept = append(kept, e)
+			}
+		}
+		clear(o.timers[len(kept):])
+		o.timers = kept
+		for i := len(kept)/2 - 1; i >= 0; i-- {
+			o.siftDown(i)
+		}
+	}
+	for len(o.timers) > 0 && !o.timers[0].live() {
+		o.popTimer()
 	}
 }
 
-// HandleTimeout runs the timers of the tracks that have one.
+// The heap is written out on a slice of structs rather than with
+// container/heap, whose interface methods would box every entry pushed
+// (an allocation per packet that changes a deadline).
+
+func (o *Output) pushTimer(e timerEntry) {
+	o.timers = append(o.timers, e)
+	i := len(o.timers) - 1
+	for i > 0 {
+		p := (i - 1) / 2
+		if !o.timers[i].at.Before(o.timers[p].at) {
+			break
+		}
+		o.timers[i], o.timers[p] = o.timers[p], o.timers[i]
+		i = p
+	}
+}
+
+func (o *Output) popTimer() timerEntry {
+	e := o.timers[0]
+	n := len(o.timers) - 1
+	o.timers[0] = o.timers[n]
+	o.timers[n] = timerEntry{}
+	o.timers = o.timers[:n]
+	if n > 0 {
+		o.siftDown(0)
+	}
+	return e
+}
+
+func (o *Output) siftDown(i int) {
+	n := len(o.timers)
+	for {
+		l := 2*i + 1
+		if l >= n {
+			return
+		}
+		m := l
+		if r := l + 1; r < n && o.timers[r].at.Before(o.timers[l].at) {
+			m = r
+		}
+		if !o.timers[m].at.Before(o.timers[i].at) {
+			return
+		}
+		o.timers[i], o.timers[m] = o.timers[m], o.timers[i]
+		i = m
+	}
+}
+
+// HandleTimeout runs the timers that are due, each track's once.
 func (o *Output) HandleTimeout(now time.Time) {
-	kept := o.timers[:0]
-	for _, t := range o.timers {
-		t.HandleTimeout(now)
-		if _, ok := t.PollTimeout(); ok {
-			kept = append(kept, t)
-		} else {
-			t.timerListed = false
+	o.settle()
+	due := o.due[:0]
+	for len(o.timers) > 0 && !o.timers[0].at.After(now) {
+		e := o.popTimer()
+		if e.live() {
+			e.t.timerGen++ // its entry is spent; settle records the next
+			e.t.timerAt = time.Time{}
+			o.timersLive--
+			due = append(due, e.t)
 		}
 	}
-	clear(o.timers[len(kept):])
-	o.timers = kept
+	for i, t := range due {
+		t.HandleTimeout(now) // touches t
+		due[i] = nil
+	}
+	o.due = due[:0]
+	o.settle()
 }
 
-// PollTimeout is the earliest deadline of the tracks' timers. Tracks whose
-// timer is no longer needed (a keyframe arrived, the track closed) leave
-// the list here.
+// PollTimeout is the earliest deadline of the tracks' timers.
 func (o *Output) PollTimeout() (time.Time, bool) {
-	var at time.Time
-	kept := o.timers[:0]
-	for _, t := range o.timers {
-		d, ok := t.PollTimeout()
-		if !ok {
-			t.timerListed = false
-			continue
-		}
-		kept = append(kept, t)
-		if at.IsZero() || d.Before(at) {
-			at = d
-		}
+	o.settle()
+	if len(o.timers) == 0 {
+		return time.Time{}, false
 	}
-	clear(o.timers[len(kept):])
-	o.timers = kept
-	return at, !at.IsZero()
+	return o.timers[0].at, true
 }
 
-// Timers is the number of tracks with a timer registered.
-func (o *Output) Timers() int { return len(o.timers) }
+// Timers is the number of tracks with a timer running.
+func (o *Output) Timers() int {
+	o.settle()
+	return o.timersLive
+}
 
 // PendingFeedback is the number of feedback requests not yet polled.
 func (o *Output) PendingFeedback() int { return len(o.fb) - o.fbHead }
