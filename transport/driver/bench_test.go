@@ -22,7 +22,6 @@ import (
 	"time"
 
 	"github.com/sansrtc/sfu/transport/driver"
-	"github.com/sansrtc/sfu/transport/udp"
 	"github.com/sansrtc/sfu/transport/whip"
 )
 
@@ -136,7 +135,7 @@ func benchSFU(b *testing.B, fanout, workers int, saturate bool) {
 		in0 = benchIngress(d, "bench")
 	}
 	t0, sent0 := time.Now(), d.Stats().Sent
-	w0 := benchWrites(d)
+	w0 := d.Stats().UDP
 	last, credit := sent0, uint64(0)
 	for b.Loop() {
 		for credit == 0 {
@@ -147,7 +146,7 @@ func benchSFU(b *testing.B, fanout, workers int, saturate bool) {
 		credit--
 	}
 	sent1, t1 := d.Stats().Sent, time.Now()
-	w1 := benchWrites(d)
+	w1 := d.Stats().UDP
 	user1, sys1 := cpuTime(b)
 	runtime.ReadMemStats(&ms1)
 	if saturate {
@@ -186,19 +185,6 @@ func benchSFU(b *testing.B, fanout, workers int, saturate bool) {
 		"server took in %.0f pkts/s and sent %.0f pkts/s (%.1f per ingress packet, fanout %d) over %.1fs",
 		float64(g.sent)/g.wall.Seconds(), 100*g.cpu.Seconds()/g.wall.Seconds(), g.wall.Seconds(),
 		float64(in1-in0)/wall, pkts/wall, pkts/float64(max(in1-in0, 1)), fanout, wall)
-}
-
-// benchWrites sums the workers' UDP write counters.
-func benchWrites(d *driver.Driver) udp.WriteStats {
-	var t udp.WriteStats
-	for _, w := range d.Stats().Workers {
-		t.Datagrams += w.UDP.Datagrams
-		t.Syscalls += w.UDP.Syscalls
-		t.GSOMessages += w.UDP.GSOMessages
-		t.GSODatagrams += w.UDP.GSODatagrams
-		t.GSOFallbacks += w.UDP.GSOFallbacks
-	}
-	return t
 }
 
 // cpuTime is the user and system CPU time of this process so far. On

@@ -132,7 +132,10 @@ type Stats struct {
 	// LinkDrops counts media dropped between workers (WorkerStats).
 	LinkDrops uint64
 	// TCP is the ICE-TCP listeners' counters (zero with DisableTCP).
-	TCP     udp.TCPStats
+	TCP udp.TCPStats
+	// UDP is the UDP sockets' write counters, summed (GSO is true if
+	// any worker's socket uses it).
+	UDP     udp.WriteStats
 	Workers []WorkerStats
 }
 
@@ -469,6 +472,13 @@ func (d *Driver) Stats() Stats {
 		t.Stalled += ws.TCP.Stalled
 		t.Pending += ws.TCP.Pending
 		t.Open += ws.TCP.Open
+		u := &s.UDP
+		u.Datagrams += ws.UDP.Datagrams
+		u.Syscalls += ws.UDP.Syscalls
+		u.GSOMessages += ws.UDP.GSOMessages
+		u.GSODatagrams += ws.UDP.GSODatagrams
+		u.GSOFallbacks += ws.UDP.GSOFallbacks
+		u.GSO = u.GSO || ws.UDP.GSO
 	}
 	return s
 }
