@@ -120,22 +120,49 @@ type RemoteTrack struct {
 	stats RemoteStats
 	// closed tracks accept no packets; LocalTracks drop them as sources.
 	closed bool
-	// The deadline out last recorded for the track (zero: none), the
-	// generation of its heap entry, and whether the track's timer state
-	// may have changed since (then it is in out's dirty list).
-	timerAt    time.Time
-	timerGen   uint32
-	timerDirty bool
+	// deadline is when HandleTimeout next has work (zero: never), kept
+	// by retime wherever the timer state changes so that PollTimeout is
+	// O(1); timerGen counts its changes, which is how out tells the
+	// track's current heap entry from stale ones.
+	deadline time.Time
+	timerGen uint32
 }
 
-// touch tells the Output that the track's deadline may have changed; it
-// is recomputed at the next PollTimeout or HandleTimeout. Only a track
-// that has a deadline, or is getting one, needs it.
-func (t *RemoteTrack) touch() {
-	if t.out != nil && !t.timerDirty {
-		t.timerDirty = true
-		t.out.dirty = append(t.out.dirty, t)
+// retime recomputes the deadline after a change to the timer state (a
+// loss, a repair, a keyframe or a request for one, a timeout, a close)
+// and, when it moved, tells out, which files the new one. It walks the
+// lost lists, O(encodings × lost), so it is called only where that state
+// may have changed: a packet in order on a track with a timer running
+// does not pay for it.
+func (t *RemoteTrack) retime() {
+	at := t.nextDeadline()
+	if at.Equal(t.deadline) {
+		return
 	}
+	had := !t.deadline.IsZero()
+	t.deadline = at
+	t.timerGen++
+	if t.out != nil {
+		t.out.reschedule(t, had)
+	}
+}
+
+// nextDeadline is the earliest time HandleTimeout has work: a keyframe
+// request to (re)send or a lost packet to NACK (again); zero when none.
+func (t *RemoteTrack) nextDeadline() time.Time {
+	var at time.Time
+	for i := range t.encs {
+		e := &t.encs[i]
+		if e.kfWanted && (at.IsZero() || e.kfNext.Before(at)) {
+			at = e.kfNext
+		}
+		for j := 0; j < e.nlost; j++ {
+			if n := e.lost[j].next; at.IsZero() || n.Before(at) {
+				at = n
+			}
+		}
+	}
+	return at
 }
 
 type remoteEncoding struct {
@@ -251,9 +278,6 @@ func (t *RemoteTrack) EncodingByRID(rid []byte) (int, bool) {
 func (t *RemoteTrack) BindSSRC(i int, ssrc uint32) {
 	if i >= 0 && i < len(t.encs) {
 		t.encs[i].SSRC = ssrc
-		if !t.timerAt.IsZero() {
-			t.touch()
-		}
 	}
 }
 
@@ -301,9 +325,7 @@ func (t *RemoteTrack) Resync(enc int) {
 	if enc >= 0 && enc < len(t.encs) {
 		t.encs[enc].nlost = 0
 		t.encs[enc].resync = true
-		if !t.timerAt.IsZero() {
-			t.touch()
-		}
+		t.retime()
 	}
 }
 
@@ -335,9 +357,6 @@ func (t *RemoteTrack) PacketBySeq(enc int, seq uint16) *Packet {
 // The stored copy's payload lives in the history and stays valid until the
 // history wraps, which is far longer than one Handle call.
 func (t *RemoteTrack) HandleRTP(now time.Time, p *Packet, enc int) (*Packet, error) {
-	if !t.timerAt.IsZero() {
-		t.touch() // a repair or a keyframe may end a timer
-	}
 	if enc < 0 || enc >= len(t.encs) || t.closed {
 		t.stats.UnknownEncoding++
 		return nil, ErrUnknownEncoding
@@ -390,6 +409,9 @@ func (t *RemoteTrack) HandleRTP(now time.Time, p *Packet, enc int) (*Packet, err
 		return nil, ErrShortPacket
 	}
 	prev, wasStarted := e.highest, e.started
+	// timed: the timer state changed (a loss, a repair, a keyframe
+	// request sent or answered), so the deadline needs recomputing.
+	timed := false
 	if !e.started || ext > e.highest {
 		e.highest = ext
 		e.started = true
@@ -398,14 +420,16 @@ func (t *RemoteTrack) HandleRTP(now time.Time, p *Packet, enc int) (*Packet, err
 		e.resync = false
 	} else if wasStarted && t.cfg.NACK {
 		if ext > prev+1 {
-			t.noteLost(now, e, prev+1, ext)
+			timed = t.noteLost(now, e, prev+1, ext)
 		} else if ext < prev && e.nlost > 0 && e.recovered(ext) {
 			t.stats.Recovered++
+			timed = true
 		}
 	}
 	e.lastArrival = now
 	if e.kfUnsent && e.kfWanted { // the SSRC is known now: ask at once
 		t.sendKeyframeRequest(now, enc)
+		timed = true
 	}
 	t.stats.Packets++
 	t.stats.Bytes += uint64(len(p.Payload))
@@ -419,17 +443,21 @@ func (t *RemoteTrack) HandleRTP(now time.Time, p *Packet, enc int) (*Packet, err
 	if stored.Meta.Keyframe {
 		t.stats.Keyframes++
 		e.lastKeyAt = now
+		timed = timed || e.kfWanted
 		e.kfWanted = false
+	}
+	if timed {
+		t.retime()
 	}
 	return stored, nil
 }
 
-// noteLost records the packets [from, to) as lost and NACKs them at once.
-// A gap too big to be worth retransmitting is ignored; when the list is
-// full, the oldest entries make room.
-func (t *RemoteTrack) noteLost(now time.Time, e *remoteEncoding, from, to uint64) {
+// noteLost records the packets [from, to) as lost and NACKs them at once,
+// reporting whether it did. A gap too big to be worth retransmitting is
+// ignored; when the list is full, the oldest entries make room.
+func (t *RemoteTrack) noteLost(now time.Time, e *remoteEncoding, from, to uint64) bool {
 	if to-from > nackMaxGap || to-from > uint64(len(e.hist.slots)) {
-		return
+		return false
 	}
 	for s := from; s < to; s++ {
 		if e.nlost == len(e.lost) {
@@ -442,7 +470,7 @@ func (t *RemoteTrack) noteLost(now time.Time, e *remoteEncoding, from, to uint64
 		t.stats.NACKed++
 	}
 	t.sendNACKs(now, e)
-	t.touch()
+	return true
 }
 
 // recovered removes ext from the lost list, reporting whether it was there.
@@ -518,7 +546,7 @@ func (t *RemoteTrack) RequestKeyframe(now time.Time, enc int) {
 	} else {
 		e.kfNext = next
 	}
-	t.touch()
+	t.retime()
 }
 
 func (t *RemoteTrack) sendKeyframeRequest(now time.Time, enc int) {
@@ -540,7 +568,6 @@ func (t *RemoteTrack) sendKeyframeRequest(now time.Time, enc int) {
 
 // HandleTimeout sends the keyframe requests and NACKs that are due.
 func (t *RemoteTrack) HandleTimeout(now time.Time) {
-	t.touch()
 	for i := range t.encs {
 		e := &t.encs[i]
 		if e.kfWanted && !e.kfNext.After(now) {
@@ -550,34 +577,22 @@ func (t *RemoteTrack) HandleTimeout(now time.Time) {
 			t.sendNACKs(now, e)
 		}
 	}
+	t.retime()
 }
 
-// PollTimeout is when HandleTimeout next has work.
+// PollTimeout is when HandleTimeout next has work: the deadline kept by
+// the calls that change it, so asking is O(1).
 func (t *RemoteTrack) PollTimeout() (time.Time, bool) {
-	var at time.Time
-	for i := range t.encs {
-		e := &t.encs[i]
-		if e.kfWanted && (at.IsZero() || e.kfNext.Before(at)) {
-			at = e.kfNext
-		}
-		for j := 0; j < e.nlost; j++ {
-			if n := e.lost[j].next; at.IsZero() || n.Before(at) {
-				at = n
-			}
-		}
-	}
-	return at, !at.IsZero()
+	return t.deadline, !t.deadline.IsZero()
 }
 
 // Close ends the track: it drops further packets and releases its history.
 func (t *RemoteTrack) Close() {
-	if !t.timerAt.IsZero() {
-		t.touch()
-	}
 	t.closed = true
 	for i := range t.encs {
 		t.encs[i].hist = history{}
 		t.encs[i].kfWanted = false
 		t.encs[i].nlost = 0
 	}
+	t.retime()
 }

@@ -189,85 +189,76 @@ type Feedback struct {
 
 // Output is what the track machines of one node share: the queues they
 // write transmits and feedback into, and the deadlines of the
-// RemoteTracks with a timer running. Sharing it lets fan-out write straight into the node's
-// queue, and lets the node find its next deadline without visiting every
-// track. Its slices are reused, so the steady state does not allocate. The
-// zero value is ready to use.
+// RemoteTracks with a timer running. Sharing it lets fan-out write
+// straight into the node's queue, and lets the node find its next
+// deadline without visiting every track. Its slices are reused, so the
+// steady state does not allocate. The zero value is ready to use.
 type Output struct {
 	tx       []Transmit
 	txHead   int
 	fb       []Feedback
 	fbHead   int
 	txPushed uint64
-	// The tracks' deadlines: a min-heap with lazy deletion, the tracks
-	// touched since it was last brought up to date, and how many tracks
-	// have a deadline.
+	// The tracks' deadlines: a min-heap with lazy deletion (each track
+	// with a deadline has one live entry, and any number of stale ones
+	// until they reach the top or the heap is rebuilt), how many tracks
+	// have a deadline, and HandleTimeout's reused list of due tracks.
 	timers     []timerEntry
-	dirty      []*RemoteTrack
-	due        []*RemoteTrack
 	timersLive int
+	due        []*RemoteTrack
 }
 
-// timerEntry is a track's deadline in the Output's heap. It is stale when
-// the track has moved on (gen differs): entries are never removed from
-// the middle, only skipped when they reach the top.
+// timerEntry is a track's deadline in the Output's heap. It is stale once
+// the track's deadline has changed (gen differs): entries are never
+// removed from the middle, only skipped when they reach the top.
 type timerEntry struct {
 	at  time.Time
 	t   *RemoteTrack
 	gen uint32
 }
 
-func (e *timerEntry) live() bool { return e.t.timerGen == e.gen && !e.t.timerAt.IsZero() }
+func (e *timerEntry) live() bool { return e.t.timerGen == e.gen }
 
-// settle recomputes the deadline of every track touched since the last
-// call and pushes the new ones: O(touched tracks × their lost lists +
-// log n), not O(tracks with timers) as walking them all would be.
-func (o *Output) settle() {
-	for i, t := range o.dirty {
-		o.dirty[i] = nil
-		t.timerDirty = false
-		at, ok := t.PollTimeout()
-		had := !t.timerAt.IsZero()
-		switch {
-		case ok && (!had || !at.Equal(t.timerAt)):
-			t.timerGen++
-			t.timerAt = at
-			o.pushTimer(timerEntry{at: at, t: t, gen: t.timerGen})
-		case !ok && had:
-			t.timerGen++
-			t.timerAt = time.Time{}
-		}
-		if ok != had {
-			if ok {
-				o.timersLive++
-			} else {
-				o.timersLive--
-			}
-		}
+// reschedule files t's new deadline (RemoteTrack.retime calls it after
+// bumping timerGen, which makes t's previous entry stale); had is whether
+// t had a deadline before.
+func (o *Output) reschedule(t *RemoteTrack, had bool) {
+	has := !t.deadline.IsZero()
+	switch {
+	case has && !had:
+		o.timersLive++
+	case had && !has:
+		o.timersLive--
 	}
-	o.dirty = o.dirty[:0]
+	if has {
+		o.pushTimer(timerEntry{at: t.deadline, t: t, gen: t.timerGen})
+	}
+	// Bound the stale entries: a busy track leaves one per change.
 	if len(o.timers) > 2*o.timersLive+64 {
-		// Mostly stale: rebuild from the live entries.
-		kept := o.timers[:0]
-		for _, e := range o.timers {
-			if e.live() {
-				kept = append(kept, e)
-			}
-		}
-		clear(o.timers[len(kept):])
-		o.timers = kept
-		for i := len(kept)/2 - 1; i >= 0; i-- {
-			o.siftDown(i)
+		o.compact()
+	}
+}
+
+// compact rebuilds the heap from its live entries (O(n)), so stale ones
+// neither grow it without bound nor keep closed tracks reachable.
+func (o *Output) compact() {
+	kept := o.timers[:0]
+	for _, e := range o.timers {
+		if e.live() {
+			kept = append(kept, e)
 		}
 	}
-	for len(o.timers) > 0 && !o.timers[0].live() {
-		o.popTimer()
+	clear(o.timers[len(kept):])
+	o.timers = kept
+	for i := len(kept)/2 - 1; i >= 0; i-- {
+		o.siftDown(i)
 	}
 }
 
 // The heap is written out on a slice of structs rather than with
-// container/heap, whose interface methods would box every entry pushed
-// (an allocation per packet that changes a deadline).
+// container/heap: its Push and Pop take and return an interface value,
+// which boxes every entry (an allocation per packet that moves a
+// deadline), and every comparison and swap would be a dynamic call.
 
 func (o *Output) pushTimer(e timerEntry) {
 	o.timers = append(o.timers, e)
@@ -313,41 +304,46 @@ func (o *Output) siftDown(i int) {
 	}
 }
 
-// HandleTimeout runs the timers that are due, each track's once.
+// HandleTimeout runs the timers that are due: each due track's
+// HandleTimeout once, and no other track's.
 func (o *Output) HandleTimeout(now time.Time) {
-	o.settle()
+	// Take the due tracks off the heap first, then run them: a track
+	// whose deadline stays due (a NACK waiting for an SSRC) is run once
+	// per call rather than forever.
 	due := o.due[:0]
 	for len(o.timers) > 0 && !o.timers[0].at.After(now) {
-		e := o.popTimer()
-		if e.live() {
-			e.t.timerGen++ // its entry is spent; settle records the next
-			e.t.timerAt = time.Time{}
-			o.timersLive--
+		if e := o.popTimer(); e.live() {
 			due = append(due, e.t)
 		}
 	}
 	for i, t := range due {
-		t.HandleTimeout(now) // touches t
+		gen := t.timerGen
+		t.HandleTimeout(now)
+		if t.timerGen == gen && !t.deadline.IsZero() {
+			// The deadline did not move, so retime filed nothing:
+			// put back the entry just taken.
+			o.pushTimer(timerEntry{at: t.deadline, t: t, gen: gen})
+		}
 		due[i] = nil
 	}
 	o.due = due[:0]
-	o.settle()
 }
 
-// PollTimeout is the earliest deadline of the tracks' timers.
+// PollTimeout is the earliest deadline of the tracks' timers: the top of
+// the heap once stale entries are off it, amortized O(log n).
 func (o *Output) PollTimeout() (time.Time, bool) {
-	o.settle()
+	for len(o.timers) > 0 && !o.timers[0].live() {
+		o.popTimer()
+	}
 	if len(o.timers) == 0 {
 		return time.Time{}, false
 	}
 	return o.timers[0].at, true
 }
 
-// Timers is the number of tracks with a timer running.
-func (o *Output) Timers() int {
-	o.settle()
-	return o.timersLive
-}
+// Timers is the number of tracks with a timer registered, that is with a
+// deadline.
+func (o *Output) Timers() int { return o.timersLive }
 
 // PendingFeedback is the number of feedback requests not yet polled.
 func (o *Output) PendingFeedback() int { return len(o.fb) - o.fbHead }
@@ -403,7 +399,7 @@ func (o *Output) Discard(owner uint64) {
 	// slices.DeleteFunc zeroes what it removes, so nothing stays reachable.
 	o.tx = o.tx[:o.txHead+len(slices.DeleteFunc(o.tx[o.txHead:], func(t Transmit) bool { return t.Owner == owner }))]
 	o.fb = o.fb[:o.fbHead+len(slices.DeleteFunc(o.fb[o.fbHead:], func(f Feedback) bool { return f.Owner == owner }))]
-	o.PollTimeout() // prunes the timers of closed tracks
+	o.compact() // drops the stale entries, those of closed tracks among them
 }
 
 // PendingTransmits is the number of transmits not yet polled.
