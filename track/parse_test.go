@@ -53,11 +53,16 @@ func TestVP8PionPayloader(t *testing.T) {
 		if i == 0 && (m.Width != 1280 || m.Height != 720) {
 			t.Errorf("keyframe size %dx%d", m.Width, m.Height)
 		}
-		// pion numbers pictures from 0, sends no id for picture 0 and a
-		// 7-bit one below 128.
+		// pion numbers pictures from 0; since rtp v1.10.6 it always
+		// writes a 15-bit id (M bit set), as libwebrtc does; before, it
+		// sent none for picture 0 and a 7-bit one below 128. Follow what
+		// the packet says.
 		wantPID, wantBits, wantOff := int32(-1), uint8(0), uint8(0)
 		if vp.I == 1 {
 			wantPID, wantBits, wantOff = int32(vp.PictureID), 7, 2
+			if pkt[2]&0x80 != 0 {
+				wantBits = 15
+			}
 		}
 		if i >= len(key) && vp.I != 1 {
 			t.Fatalf("packet %d: pion sent no picture id", i)

@@ -36,8 +36,8 @@
 //     decrypted in place on the read goroutine and handed to OnRTP/OnRTCP
 //     (borrowed for the call), and outgoing packets are encrypted into
 //     caller buffers (EncryptRTP/EncryptRTCP) or sent directly
-//     (WriteRTP/WriteRTCP). SRTP is pion/srtp's; SRTCP under the GCM
-//     profiles is our own (srtcp.go), because pion's allocates per packet.
+//     (WriteRTP/WriteRTCP). SRTP and SRTCP are pion/srtp's (since v3.1.3
+//     neither allocates per packet; TestSRTCPDoesNotAllocate holds it).
 //     STUN answers are written outside the lock that
 //     Expired and Stats take, so a Writer that blocks never stalls the
 //     driver's consent check. Once closed (or failed) a session drops all

@@ -16,7 +16,7 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/srtp/v3"
-	"github.com/pion/transport/v4/deadline"
+	"github.com/pion/transport/v5/deadline"
 
 	"github.com/sansrtc/sfu/transport/udp"
 )
@@ -142,19 +142,14 @@ type Session struct {
 	rtpH  rtp.Header
 	rtcpH rtcp.Header
 	dec   *srtp.Context
-	// rtcpGCM opens inbound SRTCP when the profile is AEAD GCM, without
-	// the allocation pion/srtp makes for it (nil for other profiles).
-	rtcpGCM *srtcpGCM
-	stats   SessionStats
+	stats SessionStats
 
 	// Write side.
-	wmu sync.Mutex
-	enc *srtp.Context
-	// rtcpSeal seals outbound SRTCP for AEAD GCM profiles (see srtcpGCM).
-	rtcpSeal *srtcpGCM
-	encH     rtp.Header
-	encR     rtcp.Header
-	wbuf     []byte
+	wmu  sync.Mutex
+	enc  *srtp.Context
+	encH rtp.Header
+	encR rtcp.Header
+	wbuf []byte
 
 	// DTLS plumbing.
 	dtlsOnce sync.Once
@@ -314,8 +309,6 @@ func (s *Session) handleSRTP(now time.Time, b []byte) {
 	var err error
 	isRTCP := len(b) >= 2 && b[1]&0x7f >= 64 && b[1]&0x7f < 96 // RFC 5761: PT 192-223
 	switch {
-	case isRTCP && s.rtcpGCM != nil:
-		out, err = s.rtcpGCM.open(b)
 	case isRTCP:
 		out, err = s.dec.DecryptRTCP(b, b, &s.rtcpH)
 	default:
@@ -382,9 +375,6 @@ func (s *Session) EncryptRTCP(dst, plain []byte) ([]byte, error) {
 	if s.enc == nil {
 		return nil, ErrNotConnected
 	}
-	if s.rtcpSeal != nil {
-		return s.rtcpSeal.seal(dst, plain)
-	}
 	return s.enc.EncryptRTCP(dst[:0], plain, &s.encR)
 }
 
@@ -412,8 +402,6 @@ func (s *Session) write(plain []byte, isRTCP bool) error {
 	var out []byte
 	var err error
 	switch {
-	case isRTCP && s.rtcpSeal != nil:
-		out, err = s.rtcpSeal.seal(s.wbuf, plain)
 	case isRTCP:
 		out, err = s.enc.EncryptRTCP(s.wbuf[:0], plain, &s.encR)
 	default:
@@ -546,24 +534,12 @@ func (s *Session) handshake() error {
 		conn.Close()
 		return err
 	}
-	var rtcpGCM, rtcpSeal *srtcpGCM
-	if profile == srtp.ProtectionProfileAeadAes128Gcm || profile == srtp.ProtectionProfileAeadAes256Gcm {
-		if rtcpGCM, err = newSRTCPGCM(sc.Keys.RemoteMasterKey, sc.Keys.RemoteMasterSalt); err == nil {
-			rtcpSeal, err = newSRTCPGCM(sc.Keys.LocalMasterKey, sc.Keys.LocalMasterSalt)
-		}
-		if err != nil {
-			conn.Close()
-			return err
-		}
-	}
 	s.profile = profile
 	s.wmu.Lock()
 	s.enc = enc
-	s.rtcpSeal = rtcpSeal
 	s.wmu.Unlock()
 	s.rmu.Lock()
 	s.dec = dec
-	s.rtcpGCM = rtcpGCM
 	s.rmu.Unlock()
 	return nil
 }
