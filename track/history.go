@@ -40,9 +40,6 @@ func (h *history) get(ext uint64) *Packet {
 	return &s.pkt
 }
 
-// has reports whether ext is stored.
-func (h *history) has(ext uint64) bool { return h.get(ext) != nil }
-
 // put copies p (header view, metadata and payload) into the history and
 // returns the stored copy, whose Payload aliases the arena. A payload larger
 // than the arena is not stored (nil).

@@ -74,6 +74,7 @@ type LocalStats struct {
 	// DroppedPadding counts padding-only packets (bandwidth probes).
 	DroppedPadding                 uint64
 	Switches                       uint64 // encoding or source switches
+	Restarts                       uint64 // source numbering restarts followed
 	NACKs, Retransmits, NACKMisses uint64
 	PLIs                           uint64 // keyframe requests from the subscriber
 }
@@ -112,6 +113,9 @@ type LocalTrack struct {
 	tl0Off  uint8
 	highest uint64 // newest source extended seq handled in this epoch
 	epoch   uint32 // bumped at every switch; older gap reservations are stale
+	// restarts is the source encoding's count of numbering restarts when
+	// forwarding from it began.
+	restarts uint32
 
 	lastSeq        uint16
 	lastTS         uint32
@@ -333,6 +337,13 @@ func (l *LocalTrack) Forward(now time.Time, p *Packet, out *Output) bool {
 		return false
 	}
 	enc := int(p.Encoding)
+	if enc == l.current && !l.needKey && l.src.encs[enc].restarts != l.restarts {
+		// The publisher's numbering restarted: renumber from the next
+		// keyframe on, continuing the subscriber's sequence.
+		l.epoch++
+		l.stats.Restarts++
+		l.restart(now)
+	}
 	if enc != l.current || l.needKey {
 		if l.src.Encodings() > 1 {
 			l.retarget(now)
@@ -492,6 +503,7 @@ func (l *LocalTrack) switchTo(now time.Time, p *Packet) {
 		l.stats.Switches++
 	}
 	l.current = int(p.Encoding)
+	l.restarts = l.src.encs[l.current].restarts
 	l.needKey = false
 	l.epoch++
 	l.highest = p.ExtSeq - 1

@@ -1,6 +1,7 @@
 package track_test
 
 import (
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -84,7 +85,16 @@ func TestRemoteNACKBounds(t *testing.T) {
 	r := nackRig(t)
 	r.in(t0, 0, vp8{ssrc: 100, seq: 1, ts: 0, pid: 1, key: true})
 	r.feedback()
-	r.in(t0, 0, vp8{ssrc: 100, seq: 1000, ts: 3000, pid: 2})
+	// A jump that far is taken once the packets after it confirm it (a
+	// restart of the numbering, or a long outage).
+	for seq := uint16(1000); seq < 1000+2; seq++ {
+		var p track.Packet
+		_ = p.Unmarshal(vp8{ssrc: 100, seq: seq, ts: 3000, pid: 2}.bytes())
+		if _, err := r.rt.HandleRTP(t0, &p, 0); !errors.Is(err, track.ErrStray) {
+			t.Fatalf("packet %d after a jump of 999: %v", seq, err)
+		}
+	}
+	r.in(t0, 0, vp8{ssrc: 100, seq: 1002, ts: 3000, pid: 2})
 	if fs := r.feedback(); len(fs) != 0 {
 		t.Fatalf("a jump of 999 was NACKed: %d items", len(fs))
 	}

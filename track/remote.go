@@ -10,6 +10,7 @@ var (
 	ErrUnknownEncoding = errors.New("track: packet for an unknown encoding")
 	ErrDuplicate       = errors.New("track: duplicate packet")
 	ErrTooOld          = errors.New("track: packet older than the history")
+	ErrStray           = errors.New("track: packet out of sequence (a stray, or the start of a new numbering)")
 	ErrPayloadType     = errors.New("track: unexpected payload type")
 )
 
@@ -32,6 +33,10 @@ const (
 const (
 	nackPending = 64
 	nackMaxGap  = 128
+	// restartRun is how many consecutive packets that fit nowhere in the
+	// current numbering (too old, clashing with stored ones, or ahead by
+	// more than nackMaxGap) make a new one.
+	restartRun = 3
 )
 
 // Encoding describes one simulcast encoding of a published track: its RID
@@ -107,6 +112,13 @@ type RemoteStats struct {
 	NACKed, Recovered, NACKGaveUp uint64
 	// Padding counts padding-only packets (bandwidth probes).
 	Padding uint64
+	// Restarts counts re-anchorings of an encoding's sequence numbering:
+	// restartRun consecutive packets too old for it, clashing with stored
+	// ones, or ahead by more than a repairable gap (an encoder restart, a
+	// gateway, a long outage). Strays counts the packets that clash or
+	// jump ahead and are dropped (those before a run among them; too old
+	// ones count as TooOld).
+	Restarts, Strays uint64
 }
 
 // RemoteTrack is one track published into the node: the machine that
@@ -188,6 +200,13 @@ type remoteEncoding struct {
 	nlost int
 	// resync: the next packet's gap is not NACKed (Resync).
 	resync bool
+	// restarts counts re-anchorings of the numbering (LocalTracks
+	// forwarding the encoding renumber at a keyframe when it moves);
+	// candSeq and candRun are the run of packets that fit no place in the
+	// current numbering, which becomes the new one at restartRun.
+	restarts uint32
+	candSeq  uint16
+	candRun  uint8
 }
 
 type lostPacket struct {
@@ -371,20 +390,50 @@ func (t *RemoteTrack) HandleRTP(now time.Time, p *Packet, enc int) (*Packet, err
 	}
 	// Unwrap the sequence number around the highest one seen.
 	var ext uint64
+	restart := false
 	if !e.started {
 		ext = 1<<32 + uint64(p.SequenceNumber) // room to go back before the first
 	} else {
 		delta := int64(int16(p.SequenceNumber - uint16(e.highest)))
 		ext = uint64(int64(e.highest) + delta)
-		if delta <= 0 {
-			if e.highest-ext >= uint64(len(e.hist.slots)) {
-				t.stats.TooOld++
-				return nil, ErrTooOld
+		old := delta <= 0 && e.highest-ext >= uint64(len(e.hist.slots))
+		var have *Packet
+		if delta <= 0 && !old {
+			have = e.hist.get(ext)
+		}
+		if have != nil && have.Timestamp == p.Timestamp {
+			t.stats.Duplicates++
+			return nil, ErrDuplicate
+		}
+		if old || have != nil || delta > nackMaxGap {
+			// Too old for the history, a different packet under a number
+			// already taken, or a jump ahead too far to be loss worth
+			// repairing: not this numbering's. A run of them, each
+			// following the last, with no packet of the current numbering
+			// in between, is a new numbering (an encoder restart, a
+			// gateway, a jump beyond half the sequence space, a long
+			// outage); anything less is a stray and dropped.
+			if e.candRun > 0 && p.SequenceNumber == e.candSeq+1 {
+				e.candRun++
+			} else {
+				e.candRun = 1
 			}
-			if e.hist.has(ext) {
-				t.stats.Duplicates++
-				return nil, ErrDuplicate
+			e.candSeq = p.SequenceNumber
+			if e.candRun < restartRun {
+				if old {
+					t.stats.TooOld++
+					return nil, ErrTooOld
+				}
+				t.stats.Strays++
+				return nil, ErrStray
 			}
+			if delta <= 0 {
+				// Place the new numbering past everything the history
+				// holds, keeping the low 16 bits.
+				base := e.highest + uint64(len(e.hist.slots)) + 1
+				ext = base + uint64(p.SequenceNumber-uint16(base))
+			}
+			restart = true
 		}
 	}
 	if len(p.Payload) == 0 {
@@ -415,6 +464,16 @@ func (t *RemoteTrack) HandleRTP(now time.Time, p *Packet, enc int) (*Packet, err
 	if !e.started || ext > e.highest {
 		e.highest = ext
 		e.started = true
+		e.candRun = 0
+	}
+	if restart {
+		// Nothing of the old numbering is worth asking for any more, and
+		// the jump is no loss.
+		e.restarts++
+		t.stats.Restarts++
+		e.nlost = 0
+		e.resync = true
+		timed = true
 	}
 	if wasStarted && t.cfg.NACK && e.resync && ext > prev {
 		e.resync = false
