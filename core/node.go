@@ -673,7 +673,7 @@ type Output struct {
 // package doc for the run loop: after every Handle call, Poll until false,
 // then sleep until PollTimeout.
 func (n *Node) Poll(buf []byte) (Output, bool) {
-	if t, ok := n.out.PollTransmit(); ok {
+	if t, ok := n.pollTransmit(); ok {
 		return Output{Kind: OutputRTP, Endpoint: Handle(t.Owner), RTP: t}, true
 	}
 	if h, pkt, ok := n.pollRTCP(buf); ok {
@@ -699,8 +699,17 @@ func (n *Node) Poll(buf []byte) (Output, bool) {
 	return Output{}, false
 }
 
-// pollTransmit is Poll's RTP part (and the tests').
-func (n *Node) pollTransmit() (Transmit, bool) { return n.out.PollTransmit() }
+// pollTransmit is Poll's RTP part (and the tests'): the next transmit,
+// stamped by its subscriber's endpoint.
+func (n *Node) pollTransmit() (Transmit, bool) {
+	t, ok := n.out.PollTransmit()
+	if ok {
+		if s := n.slot(Handle(t.Owner)); s != nil {
+			s.ep.Stamp(n.now, &t)
+		}
+	}
+	return t, ok
+}
 
 // pollRTCP writes the next RTCP packet to send into buf and returns the
 // endpoint it is for. A relay track's feedback goes up its channel's tree

@@ -28,12 +28,17 @@ const (
 )
 
 // Extensions are the RTP header extension ids negotiated with the peer (0:
-// not negotiated).
+// not negotiated). MID, RID and RepairedRID demultiplex what it sends;
+// TransportCC, AbsSendTime and AudioLevel are also stamped on what it is
+// sent (Stamp), so that it can feed back what the bandwidth estimate
+// needs.
 type Extensions struct {
 	MID         uint8
 	RID         uint8
 	RepairedRID uint8
 	AudioLevel  uint8
+	TransportCC uint8
+	AbsSendTime uint8
 }
 
 // Config configures an Endpoint.
@@ -125,6 +130,9 @@ type Stats struct {
 	RTX, RTXDropped uint64
 	// FeedbackUnknownSSRC counts RTCP feedback for an SSRC we do not send.
 	FeedbackUnknownSSRC uint64
+	// Sent counts RTP packets stamped for the peer (Stamp), SentBytes
+	// their marshalled size.
+	Sent, SentBytes uint64
 }
 
 type remote struct {
@@ -178,6 +186,9 @@ type Endpoint struct {
 	srs    [8]SenderReport
 	nsrs   int
 	srHead int
+	// twSeq is the next transport-wide sequence number: one space for
+	// everything sent to the peer, whatever its SSRC.
+	twSeq uint16
 }
 
 // New returns an Endpoint whose tracks write their outputs to out.
@@ -676,6 +687,26 @@ func (e *Endpoint) HandleRTCP(now time.Time, buf []byte, out *track.Output) {
 			}
 		}
 	}
+}
+
+// Stamp prepares an RTP packet on its way to the peer: it stamps the
+// header extensions the peer negotiated (a transport-wide sequence number
+// from the endpoint's one sequence space, abs-send-time, the audio level
+// of audio) and counts it. Every packet sent to the peer must pass here
+// once, in sending order, retransmissions and probes included, for the
+// peer's transport-cc feedback to describe what was sent.
+func (e *Endpoint) Stamp(now time.Time, t *track.Transmit) {
+	x := &e.cfg.Extensions
+	if x.TransportCC != 0 {
+		t.TransportSeqExt, t.TransportSeq = x.TransportCC, e.twSeq
+		e.twSeq++
+	}
+	if x.AbsSendTime != 0 {
+		t.AbsSendTimeExt, t.AbsSendTime = x.AbsSendTime, track.AbsSendTime(now)
+	}
+	t.AudioLevelExt = x.AudioLevel
+	e.stats.Sent++
+	e.stats.SentBytes += uint64(t.MarshalSize(nil))
 }
 
 // PollSenderReport returns the next sender report the last HandleRTCP

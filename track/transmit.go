@@ -48,6 +48,17 @@ type Transmit struct {
 	PictureIDOffset uint8
 	TL0PICIDX       int16
 	TL0PICIDXOffset uint8
+
+	// The header extensions the subscriber negotiated, stamped on the
+	// way out by its endpoint (an id of 0: not sent): the transport-wide
+	// sequence number its bandwidth estimation is fed by, abs-send-time
+	// (24-bit 6.18 fixed-point seconds), and the audio level (AudioLevel,
+	// Voice) on audio.
+	TransportSeqExt uint8
+	TransportSeq    uint16
+	AbsSendTimeExt  uint8
+	AbsSendTime     uint32
+	AudioLevelExt   uint8
 }
 
 // HeaderExtension is one RTP header extension for MarshalTo.
@@ -58,7 +69,44 @@ type HeaderExtension struct {
 
 // MarshalSize is the marshalled size with the given extensions.
 func (t *Transmit) MarshalSize(exts []HeaderExtension) int {
-	return 12 + extBlockSize(exts) + len(t.Payload)
+	return 12 + t.extBlockSize(exts) + len(t.Payload)
+}
+
+// ownExt returns the i-th extension stamped on t (i in 0..2), its value
+// written into v[:n]; id is 0 for one not stamped.
+func (t *Transmit) ownExt(i int, v *[3]byte) (id uint8, n int) {
+	switch i {
+	case 0:
+		if t.TransportSeqExt != 0 {
+			binary.BigEndian.PutUint16(v[:], t.TransportSeq)
+			return t.TransportSeqExt, 2
+		}
+	case 1:
+		if t.AbsSendTimeExt != 0 {
+			v[0], v[1], v[2] = byte(t.AbsSendTime>>16), byte(t.AbsSendTime>>8), byte(t.AbsSendTime)
+			return t.AbsSendTimeExt, 3
+		}
+	case 2:
+		if t.AudioLevelExt != 0 && t.AudioLevel >= 0 {
+			v[0] = byte(t.AudioLevel) & 0x7f
+			if t.Voice {
+				v[0] |= 0x80
+			}
+			return t.AudioLevelExt, 1
+		}
+	}
+	return 0, 0
+}
+
+// ownExtSlots is how many kinds of extension a Transmit can be stamped
+// with (ownExt's i).
+const ownExtSlots = 3
+
+// AbsSendTime is t in the abs-send-time extension's 24-bit 6.18
+// fixed-point seconds (wrapping every 64 s).
+func AbsSendTime(t time.Time) uint32 {
+	ns := uint64(t.UnixNano()) % uint64(64*time.Second)
+	return uint32((ns << 18) / uint64(time.Second))
 }
 
 // MarshalTo writes the RTP packet into buf with the given header
@@ -66,7 +114,8 @@ func (t *Transmit) MarshalSize(exts []HeaderExtension) int {
 // bytes, two-byte form otherwise) and returns its length. It never
 // allocates.
 func (t *Transmit) MarshalTo(buf []byte, exts []HeaderExtension) (int, error) {
-	n := t.MarshalSize(exts)
+	ext := t.extBlockSize(exts)
+	n := 12 + ext + len(t.Payload)
 	if len(buf) < n {
 		return 0, ErrShortBuffer
 	}
@@ -79,9 +128,9 @@ func (t *Transmit) MarshalTo(buf []byte, exts []HeaderExtension) (int, error) {
 	binary.BigEndian.PutUint32(buf[4:], t.Timestamp)
 	binary.BigEndian.PutUint32(buf[8:], t.SSRC)
 	off := 12
-	if len(exts) > 0 {
+	if ext > 0 {
 		buf[0] |= 0x10
-		off = writeExtBlock(buf[off:], exts) + off
+		off += t.writeExtBlock(buf[off:], exts)
 	}
 	copy(buf[off:], t.Payload)
 	p := buf[off:n]
@@ -100,52 +149,78 @@ func (t *Transmit) MarshalTo(buf []byte, exts []HeaderExtension) (int, error) {
 	return n, nil
 }
 
-func oneByteExts(exts []HeaderExtension) bool {
-	for _, e := range exts {
-		if e.ID == 0 || e.ID > 14 || len(e.Data) == 0 || len(e.Data) > 16 {
-			return false
+// extElems reports whether t's extensions and exts all fit the
+// one-byte form (RFC 8285: ids 1-14, 1-16 bytes), and how many bytes of
+// elements they take in the form that fits.
+func (t *Transmit) extElems(exts []HeaderExtension) (one bool, n int) {
+	one = true
+	var v [3]byte
+	for i := range ownExtSlots {
+		if id, l := t.ownExt(i, &v); id != 0 {
+			one = one && id <= 14
+			n += l
 		}
 	}
-	return true
+	for _, e := range exts {
+		one = one && e.ID != 0 && e.ID <= 14 && len(e.Data) > 0 && len(e.Data) <= 16
+		n += len(e.Data)
+	}
+	return one, n
 }
 
-func extBlockSize(exts []HeaderExtension) int {
-	if len(exts) == 0 {
-		return 0
-	}
+// extBlockSize is the size of the extension block (0 for none).
+func (t *Transmit) extBlockSize(exts []HeaderExtension) int {
+	one, n := t.extElems(exts)
 	per := 2
-	if oneByteExts(exts) {
+	if one {
 		per = 1
 	}
-	n := 0
-	for _, e := range exts {
-		n += per + len(e.Data)
+	count := len(exts)
+	var v [3]byte
+	for i := range ownExtSlots {
+		if id, _ := t.ownExt(i, &v); id != 0 {
+			count++
+		}
 	}
-	return 4 + (n+3)/4*4
+	if count == 0 {
+		return 0
+	}
+	return 4 + (n+per*count+3)/4*4
 }
 
-func writeExtBlock(b []byte, exts []HeaderExtension) int {
-	size := extBlockSize(exts)
-	one := oneByteExts(exts)
+// writeExtBlock writes t's extensions then exts as one block, in the
+// one-byte form when every id and length allows it, else the two-byte.
+func (t *Transmit) writeExtBlock(buf []byte, exts []HeaderExtension) int {
+	size := t.extBlockSize(exts)
+	one, _ := t.extElems(exts)
 	if one {
-		binary.BigEndian.PutUint16(b, 0xBEDE)
+		binary.BigEndian.PutUint16(buf, 0xBEDE)
 	} else {
-		binary.BigEndian.PutUint16(b, 0x1000)
+		binary.BigEndian.PutUint16(buf, 0x1000)
 	}
-	binary.BigEndian.PutUint16(b[2:], uint16((size-4)/4))
+	binary.BigEndian.PutUint16(buf[2:], uint16((size-4)/4))
 	i := 4
-	for _, e := range exts {
+	put := func(id uint8, d []byte) {
 		if one {
-			b[i] = e.ID<<4 | byte(len(e.Data)-1)
+			buf[i] = id<<4 | byte(len(d)-1)
 			i++
 		} else {
-			b[i], b[i+1] = e.ID, byte(len(e.Data))
+			buf[i], buf[i+1] = id, byte(len(d))
 			i += 2
 		}
-		i += copy(b[i:], e.Data)
+		i += copy(buf[i:], d)
+	}
+	var v [3]byte
+	for k := range ownExtSlots {
+		if id, l := t.ownExt(k, &v); id != 0 {
+			put(id, v[:l])
+		}
+	}
+	for _, e := range exts {
+		put(e.ID, e.Data)
 	}
 	for ; i < size; i++ {
-		b[i] = 0
+		buf[i] = 0
 	}
 	return size
 }

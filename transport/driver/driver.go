@@ -841,6 +841,8 @@ func extensions(neg *webrtc.Negotiated) endpoint.Extensions {
 		set(&e.RID, m, webrtc.ExtRID)
 		set(&e.RepairedRID, m, webrtc.ExtRepairedRID)
 		set(&e.AudioLevel, m, webrtc.ExtAudioLevel)
+		set(&e.TransportCC, m, webrtc.ExtTransportCC)
+		set(&e.AbsSendTime, m, webrtc.ExtAbsSendTime)
 	}
 	return e
 }
