@@ -116,3 +116,59 @@ func TestTransmitsAreStamped(t *testing.T) {
 		t.Fatalf("endpoint counted %d sent, %d bytes", st.Sent, st.SentBytes)
 	}
 }
+
+// A subscriber's receiver report about what it is sent reaches its
+// subscription: loss and jitter as reported, and the round-trip time from
+// the sender report it echoes (the time since it was sent less the
+// receiver's delay); the endpoint smooths the RTTs. Blocks about SSRCs it
+// is not sent are ignored.
+func TestReceiverReportsGiveRTTAndLoss(t *testing.T) {
+	node, pub := fanoutNode(t, 1)
+	now := testutil.Epoch
+	buf := make([]byte, 1500)
+	_ = node.HandleRTP(now, pub, vp8Packet(buf, 1111, 2, 4000, 2, false, 100))
+	var sub Handle
+	var ssrc uint32
+	for tr, ok := node.pollTransmit(); ok; tr, ok = node.pollTransmit() {
+		sub, ssrc = Handle(tr.Owner), tr.SSRC
+	}
+	const ntp = 0xe1234567_89abcdef
+	must(t, node.HandleRTCP(now, pub, track.AppendSenderReport(nil, 1111, ntp, 7000, 10, 1000, nil)))
+	for _, _, ok := node.pollRTCP(buf); ok; _, _, ok = node.pollRTCP(buf) {
+	}
+	// The SR reaches the subscriber after 20 ms, it holds it 5 ms, the RR
+	// takes 20 ms back: 45 ms since sending, 40 ms of it on the wire.
+	now = now.Add(45 * time.Millisecond)
+	rr := track.AppendReceiverReport(nil, 77, []track.ReportBlock{
+		{SSRC: ssrc, FractionLost: 64, TotalLost: 12, Jitter: 900, LSR: uint32(uint64(ntp) >> 16 & 0xffffffff), DLSR: 5 * 65536 / 1000},
+		{SSRC: 999, FractionLost: 255},
+	})
+	must(t, node.HandleRTCP(now, sub, rr))
+	s := node.slot(sub)
+	var r track.Reception
+	for _, k := range s.ep.Subscriptions() {
+		l, _ := s.ep.Subscription(k)
+		r = l.Reception()
+	}
+	if r.FractionLost != 64 || r.TotalLost != 12 || r.Jitter != 10*time.Millisecond || !r.At.Equal(now) {
+		t.Fatalf("reception %+v", r)
+	}
+	if d := r.RTT - 40*time.Millisecond; d < -time.Millisecond || d > time.Millisecond {
+		t.Fatalf("RTT %v, want 40 ms", r.RTT)
+	}
+	if got := s.ep.RTT(); got != r.RTT {
+		t.Fatalf("endpoint RTT %v, want the first sample %v", got, r.RTT)
+	}
+	if st := s.ep.Stats(); st.ReceiverReports != 1 {
+		t.Fatalf("%d report blocks taken, want 1", st.ReceiverReports)
+	}
+	// A report that echoes no sender report gives loss but no RTT.
+	must(t, node.HandleRTCP(now, sub, track.AppendReceiverReport(nil, 77, []track.ReportBlock{{SSRC: ssrc, FractionLost: 1}})))
+	for _, k := range s.ep.Subscriptions() {
+		l, _ := s.ep.Subscription(k)
+		r = l.Reception()
+	}
+	if r.FractionLost != 1 || r.RTT != 0 || s.ep.RTT() == 0 {
+		t.Fatalf("reception %+v, endpoint RTT %v", r, s.ep.RTT())
+	}
+}

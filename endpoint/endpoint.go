@@ -133,6 +133,9 @@ type Stats struct {
 	// Sent counts RTP packets stamped for the peer (Stamp), SentBytes
 	// their marshalled size.
 	Sent, SentBytes uint64
+	// ReceiverReports counts the peer's report blocks about tracks it is
+	// sent (loss, jitter, RTT: see LocalTrack.Reception).
+	ReceiverReports uint64
 }
 
 type remote struct {
@@ -189,6 +192,7 @@ type Endpoint struct {
 	// twSeq is the next transport-wide sequence number: one space for
 	// everything sent to the peer, whatever its SSRC.
 	twSeq uint16
+	rtt   time.Duration
 }
 
 // New returns an Endpoint whose tracks write their outputs to out.
@@ -670,6 +674,9 @@ func (e *Endpoint) HandleRTCP(now time.Time, buf []byte, out *track.Output) {
 				e.srs[e.nsrs] = SenderReport{Track: e.ssrcs[i].rt, Encoding: e.ssrcs[i].enc, NTP: ntp, RTPTime: rtpTime}
 				e.nsrs++
 			}
+			e.handleReports(now, &p)
+		case p.Type == track.RTCPTypeRR:
+			e.handleReports(now, &p)
 		case p.Type == track.RTCPTypeRTPFB && p.Count == track.RTCPFormatNACK:
 			lt := e.localBySSRC(p.MediaSSRC())
 			if lt == nil {
@@ -708,6 +715,31 @@ func (e *Endpoint) Stamp(now time.Time, t *track.Transmit) {
 	e.stats.Sent++
 	e.stats.SentBytes += uint64(t.MarshalSize(nil))
 }
+
+// handleReports takes the report blocks of an SR or RR from the peer
+// about what it is sent: each goes to its LocalTrack, and the round-trip
+// times they give are smoothed into the endpoint's.
+func (e *Endpoint) handleReports(now time.Time, p *track.RTCPPacket) {
+	for i := 0; i < p.ReportBlockCount(); i++ {
+		rb, _ := p.ReportBlock(i)
+		lt := e.localBySSRC(rb.SSRC)
+		if lt == nil {
+			continue // about an SSRC we do not send (an RTX one, say)
+		}
+		e.stats.ReceiverReports++
+		if r := lt.HandleReceiverReport(now, rb); r.RTT > 0 {
+			if e.rtt == 0 {
+				e.rtt = r.RTT
+			} else {
+				e.rtt += (r.RTT - e.rtt) / 8
+			}
+		}
+	}
+}
+
+// RTT is the smoothed round-trip time to the peer, from its receiver
+// reports (0: not known yet).
+func (e *Endpoint) RTT() time.Duration { return e.rtt }
 
 // PollSenderReport returns the next sender report the last HandleRTCP
 // found for one of the peer's published tracks.

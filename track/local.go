@@ -77,6 +77,7 @@ type LocalStats struct {
 	Restarts                       uint64 // source numbering restarts followed
 	NACKs, Retransmits, NACKMisses uint64
 	PLIs                           uint64 // keyframe requests from the subscriber
+	ReceiverReports                uint64 // report blocks from the subscriber
 }
 
 // LocalTrack is one subscription: the machine that decides, packet by
@@ -127,6 +128,34 @@ type LocalTrack struct {
 	fwd     []fwdEntry // by outgoing seq
 	reserve []resEntry // by source extended seq
 	stats   LocalStats
+
+	// The last sender reports sent (the middle 32 bits of their NTP time,
+	// and when), to take the round-trip time from a receiver report
+	// that echoes one; and what the subscriber last reported.
+	srSent [4]srSent
+	srNext int
+	recv   Reception
+}
+
+type srSent struct {
+	lsr uint32
+	at  time.Time
+}
+
+// Reception is how the subscriber reports receiving a LocalTrack, from
+// its last RTCP receiver report.
+type Reception struct {
+	// At is when the report arrived (zero: none yet).
+	At time.Time
+	// FractionLost is the fraction of packets lost since its previous
+	// report, in 1/256; TotalLost the cumulative count.
+	FractionLost uint8
+	TotalLost    int32
+	// Jitter is the interarrival jitter (RFC 3550 §6.4.1).
+	Jitter time.Duration
+	// RTT is the round-trip time from the sender report the receiver
+	// report echoes (0: none echoed, or one too old to match).
+	RTT time.Duration
 }
 
 type fwdEntry struct {
@@ -586,8 +615,38 @@ func (l *LocalTrack) HandleSenderReport(now time.Time, enc int, ntp uint64, rtpT
 	}
 	out.pushFeedback(Feedback{Owner: l.cfg.Owner, Type: FeedbackSR, SSRC: l.cfg.SSRC, NTP: ntp,
 		RTPTime: rtpTime + l.tsOff, Packets: uint32(l.stats.Packets), Octets: uint32(l.stats.Bytes)})
+	l.srSent[l.srNext] = srSent{lsr: uint32(ntp >> 16), at: now}
+	l.srNext = (l.srNext + 1) % len(l.srSent)
 	return true
 }
+
+// HandleReceiverReport takes the subscriber's report block about this
+// track: loss, jitter, and, when it echoes one of the last sender
+// reports sent, the round-trip time (the time since that report less the
+// receiver's delay DLSR). It returns the new Reception.
+func (l *LocalTrack) HandleReceiverReport(now time.Time, rb ReportBlock) Reception {
+	l.stats.ReceiverReports++
+	r := Reception{At: now, FractionLost: rb.FractionLost, TotalLost: rb.TotalLost}
+	if l.clockRate > 0 {
+		r.Jitter = time.Duration(uint64(rb.Jitter) * uint64(time.Second) / uint64(l.clockRate))
+	}
+	if rb.LSR != 0 {
+		for _, s := range l.srSent {
+			if s.lsr == rb.LSR && !s.at.IsZero() {
+				dlsr := time.Duration(uint64(rb.DLSR) * uint64(time.Second) >> 16)
+				if rtt := now.Sub(s.at) - dlsr; rtt >= 0 {
+					r.RTT = rtt
+				}
+				break
+			}
+		}
+	}
+	l.recv = r
+	return r
+}
+
+// Reception is what the subscriber last reported receiving.
+func (l *LocalTrack) Reception() Reception { return l.recv }
 
 // HandlePLI passes the subscriber's keyframe request to the source.
 func (l *LocalTrack) HandlePLI(now time.Time) {
