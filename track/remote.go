@@ -184,14 +184,17 @@ type remoteEncoding struct {
 	started     bool
 	lastArrival time.Time
 
-	kfWanted    bool      // a keyframe request is outstanding
-	kfUnsent    bool      // it could not be sent: the SSRC was unknown
-	kfNext      time.Time // when the next request may be (re)sent
-	kfLastSent  time.Time
-	lastKeyAt   time.Time
-	firSeq      uint8
-	bitrateBps  uint64
-	rateBytes   uint64
+	kfWanted   bool      // a keyframe request is outstanding
+	kfUnsent   bool      // it could not be sent: the SSRC was unknown
+	kfNext     time.Time // when the next request may be (re)sent
+	kfLastSent time.Time
+	lastKeyAt  time.Time
+	firSeq     uint8
+	bitrateBps uint64
+	rateBytes  uint64
+	// Per temporal layer (a packet without one counts as layer 0).
+	bitrateT    [temporalLayers]uint64
+	rateBytesT  [temporalLayers]uint64
 	rateWindowT time.Time
 
 	// lost are the packets missing from the sequence and not yet given up,
@@ -308,6 +311,37 @@ func (t *RemoteTrack) Closed() bool { return t.closed }
 
 // BitrateBps is the measured bitrate of encoding i over the last second.
 func (t *RemoteTrack) BitrateBps(i int) uint64 { return t.encs[i].bitrateBps }
+
+// temporalLayers is how many temporal layers bitrates are measured for.
+const temporalLayers = 4
+
+// TemporalBitrateBps is the measured bitrate of encoding i's temporal
+// layers 0 to tl together over the last measured second: what forwarding
+// encoding i up to temporal layer tl costs.
+func (t *RemoteTrack) TemporalBitrateBps(i, tl int) uint64 {
+	if i < 0 || i >= len(t.encs) {
+		return 0
+	}
+	var sum uint64
+	for l := 0; l <= tl && l < temporalLayers; l++ {
+		sum += t.encs[i].bitrateT[l]
+	}
+	return sum
+}
+
+// TemporalLayers is how many temporal layers encoding i sent in the last
+// measured second (1 for a stream without temporal layering).
+func (t *RemoteTrack) TemporalLayers(i int) int {
+	if i < 0 || i >= len(t.encs) {
+		return 0
+	}
+	for l := temporalLayers - 1; l > 0; l-- {
+		if t.encs[i].bitrateT[l] > 0 {
+			return l + 1
+		}
+	}
+	return 1
+}
 
 // ActiveWindow is how recently an encoding must have delivered a packet to
 // count as active: a simulcast layer the publisher paused stops being
@@ -493,11 +527,17 @@ func (t *RemoteTrack) HandleRTP(now time.Time, p *Packet, enc int) (*Packet, err
 	t.stats.Packets++
 	t.stats.Bytes += uint64(len(p.Payload))
 	e.rateBytes += uint64(len(p.Payload))
+	tl := max(0, min(int(p.Meta.Temporal), temporalLayers-1))
+	e.rateBytesT[tl] += uint64(len(p.Payload))
 	if d := now.Sub(e.rateWindowT); d >= time.Second || e.rateWindowT.IsZero() {
 		if !e.rateWindowT.IsZero() {
 			e.bitrateBps = e.rateBytes * 8 * uint64(time.Second) / uint64(d)
+			for i, b := range e.rateBytesT {
+				e.bitrateT[i] = b * 8 * uint64(time.Second) / uint64(d)
+			}
 		}
 		e.rateBytes, e.rateWindowT = 0, now
+		e.rateBytesT = [temporalLayers]uint64{}
 	}
 	if stored.Meta.Keyframe {
 		t.stats.Keyframes++
