@@ -106,6 +106,10 @@ type slot struct {
 	ep   *endpoint.Endpoint
 	room string
 	view *viewer // with EndpointConfig.Slots
+	// timerAt is the endpoint's deadline as last filed in the node's
+	// heap; timerDirty whether it is on the dirty list (see eptimer.go).
+	timerAt    time.Time
+	timerDirty bool
 }
 
 // Node is the sans-IO SFU node. See the package doc for the run loop.
@@ -126,6 +130,9 @@ type Node struct {
 	linkq  []Output // dial and close requests of the Router
 	lhead  int
 	refill []Handle // viewers whose slots may need a track
+
+	epTimers []epTimer
+	epDirty  []Handle
 }
 
 // New returns a Node.
@@ -312,6 +319,7 @@ func (n *Node) leave(now time.Time, h Handle, s *slot) {
 		lt, _ := s.ep.Unsubscribe(now, k)
 		_ = n.cl.Unsubscribe(now, s.room, cluster.TrackKey(k), lt)
 	}
+	n.touch(h)
 	for _, rt := range s.ep.Tracks() {
 		_ = n.cl.Unpublish(now, rt)
 		_, _ = s.ep.Unpublish(now, rt.Info().Name)
@@ -398,6 +406,7 @@ func (n *Node) subscribe(now time.Time, h Handle, s *slot, k cluster.TrackKey, o
 		return 0, err
 	}
 	n.event(h, endpoint.SubscriptionChanged{Key: endpoint.SubKey(k), SSRC: lt.SSRC(), Kind: info.Kind, State: endpoint.SubscriptionActive})
+	n.touch(h)
 	return lt.SSRC(), nil
 }
 
@@ -415,6 +424,7 @@ func (n *Node) Unsubscribe(now time.Time, h Handle, peer, trackName string) erro
 	}
 	_ = n.cl.Unsubscribe(now, s.room, cluster.TrackKey(k), lt)
 	n.event(h, endpoint.SubscriptionChanged{Key: k, SSRC: lt.SSRC(), State: endpoint.SubscriptionEnded})
+	n.touch(h)
 	n.drainNotices(now)
 	return nil
 }
@@ -481,12 +491,12 @@ func (n *Node) localTrack(h Handle, peer, trackName string) (*track.LocalTrack, 
 // keyframe, which is requested).
 func (n *Node) SetPaused(now time.Time, h Handle, peer, trackName string, paused bool) error {
 	now = n.clock(now)
-	lt, err := n.localTrack(h, peer, trackName)
-	if err != nil {
+	if _, err := n.localTrack(h, peer, trackName); err != nil {
 		return err
 	}
-	lt.SetPaused(now, paused)
-	return nil
+	err := n.slot(h).ep.SetPaused(now, endpoint.SubKey{Peer: peer, Track: trackName}, paused)
+	n.touch(h)
+	return err
 }
 
 // SetTargetLayers selects a subscription's simulcast encoding (0 is the
@@ -498,7 +508,19 @@ func (n *Node) SetTargetLayers(now time.Time, h Handle, peer, trackName string, 
 		return err
 	}
 	lt.SetTargetLayers(now, spatial, temporal)
-	n.cl.Retarget(now, n.slot(h).room, cluster.TrackKey{Peer: peer, Track: trackName})
+	s := n.slot(h)
+	k := endpoint.SubKey{Peer: peer, Track: trackName}
+	l, _ := s.ep.LayerLimits(k)
+	l.Max = endpoint.NoLimit
+	if spatial >= 0 && spatial < endpoint.MaxSpatialLayers {
+		l.Max.Spatial = int8(spatial)
+	}
+	if temporal >= 0 && temporal < endpoint.MaxTemporalLayers {
+		l.Max.Temporal = temporal
+	}
+	_ = s.ep.SetLayerLimits(now, k, l)
+	n.touch(h)
+	n.cl.Retarget(now, s.room, cluster.TrackKey{Peer: peer, Track: trackName})
 	n.drainNotices(now)
 	return nil
 }
@@ -551,6 +573,7 @@ func (n *Node) HandleRTCP(now time.Time, h Handle, buf []byte) error {
 		return ErrUnknownEndpoint
 	}
 	s.ep.HandleRTCP(now, buf, &n.out)
+	n.touch(h)
 	if s.room != "" {
 		for sr, ok := s.ep.PollSenderReport(); ok; sr, ok = s.ep.PollSenderReport() {
 			n.cl.DeliverSenderReport(now, sr.Track, sr.Encoding, sr.NTP, sr.RTPTime, &n.out)
@@ -563,6 +586,7 @@ func (n *Node) HandleRTCP(now time.Time, h Handle, buf []byte) error {
 func (n *Node) HandleTimeout(now time.Time) {
 	now = n.clock(now)
 	n.out.HandleTimeout(now)
+	n.runEndpointTimers(now)
 	n.cl.HandleTimeout(now)
 	if n.router != nil {
 		if at, ok := n.router.PollTimeout(); ok && !at.After(now) {
@@ -575,6 +599,10 @@ func (n *Node) HandleTimeout(now time.Time) {
 // PollTimeout is the next deadline, if any.
 func (n *Node) PollTimeout() (time.Time, bool) {
 	at, ok := n.out.PollTimeout()
+	n.settleEndpoints()
+	if len(n.epTimers) > 0 && (!ok || n.epTimers[0].at.Before(at)) {
+		at, ok = n.epTimers[0].at, true
+	}
 	if t, ok2 := n.cl.PollTimeout(); ok2 && (!ok || t.Before(at)) {
 		at, ok = t, true
 	}

@@ -150,6 +150,7 @@ func TestEventsAndAutoSubscribe(t *testing.T) {
 	}
 	// It leaves for good: after the grace the subscription ends.
 	must(t, n.Leave(now, a))
+	n.HandleTimeout(now) // the viewer's allocation, due since it subscribed
 	events(n)
 	at, ok := n.PollTimeout()
 	if !ok || !at.Equal(now.Add(cluster.DefaultSourceGrace)) {

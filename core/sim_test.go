@@ -32,8 +32,10 @@ type world struct {
 	// nack publishes tracks with NACK on; publishers keep what they sent
 	// and answer NACKs by sending it again.
 	nack bool
-	// tap, when set, sees every packet delivered to a subscriber.
-	tap func(p *peer, now time.Time, pkt []byte)
+	// tap, when set, sees every packet delivered to a subscriber;
+	// tapEvents every event for a peer.
+	tap       func(p *peer, now time.Time, pkt []byte)
+	tapEvents func(p *peer, e endpoint.Event)
 }
 
 type peer struct {
@@ -200,6 +202,9 @@ func (w *world) drain() {
 		}
 		if p := w.peers[e.Endpoint]; p != nil {
 			w.s.Logf("event %s %T %v", p.id, e.Event, e.Event)
+			if w.tapEvents != nil {
+				w.tapEvents(p, e.Event)
+			}
 		}
 	}
 	if at, ok := w.n.PollTimeout(); ok && (w.wake.IsZero() || at.Before(w.wake) || !w.wake.After(now)) {

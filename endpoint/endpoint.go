@@ -111,6 +111,12 @@ type SubscribeOptions struct {
 	// SSRC is the outgoing SSRC (0: drawn at random). A driver that
 	// announced SSRCs in its SDP answer passes them here.
 	SSRC uint32
+	// Priority, MinSpatial and MinTemporal bound what the bitrate
+	// allocator gives a video subscription (see LayerLimits): Spatial and
+	// Temporal above are its maximum.
+	Priority    int
+	MinSpatial  int8
+	MinTemporal int8
 }
 
 // SubKey names a subscription: the publisher's peer id and track name.
@@ -134,8 +140,9 @@ type Stats struct {
 	// their marshalled size.
 	Sent, SentBytes uint64
 	// ReceiverReports counts the peer's report blocks about tracks it is
-	// sent (loss, jitter, RTT: see LocalTrack.Reception).
-	ReceiverReports uint64
+	// sent (loss, jitter, RTT: see LocalTrack.Reception); REMBs its REMB
+	// packets.
+	ReceiverReports, REMBs uint64
 }
 
 type remote struct {
@@ -167,6 +174,11 @@ type local struct {
 	key   SubKey
 	lt    *track.LocalTrack
 	fixed bool // SSRC chosen by the caller (announced in SDP)
+	// limits are the allocator's bounds; given is what it gave last.
+	// userPaused is the peer's pause, bwPaused the allocator's.
+	limits               LayerLimits
+	given                Layer
+	userPaused, bwPaused bool
 }
 
 // Endpoint is the machine for one peer.
@@ -193,6 +205,13 @@ type Endpoint struct {
 	// everything sent to the peer, whatever its SSRC.
 	twSeq uint16
 	rtt   time.Duration
+
+	alloc   allocState
+	bw      BandwidthStats
+	rembBps int64
+	rembAt  time.Time
+	events  []Event
+	evHead  int
 }
 
 // New returns an Endpoint whose tracks write their outputs to out.
@@ -347,11 +366,13 @@ func (e *Endpoint) Subscribe(now time.Time, k SubKey, kind track.Kind, o Subscri
 	if spatial < 0 {
 		spatial = 1 << 10 // clamped to the source's highest
 	}
+	limits := o.limits()
+	e.reallocate(now)
 	if lt := e.unretire(ssrc, kind); lt != nil {
 		lt.SetPayloadType(o.PayloadType)
 		lt.SetPaused(now, false)
 		lt.SetTargetLayers(now, spatial, o.Temporal)
-		e.locals = append(e.locals, local{key: k, lt: lt, fixed: true})
+		e.locals = append(e.locals, local{key: k, lt: lt, fixed: true, limits: limits})
 		return lt, nil
 	}
 	for ssrc == 0 || e.findSSRC(ssrc) >= 0 || e.localBySSRC(ssrc) != nil || e.retiredIndex(ssrc) >= 0 {
@@ -367,8 +388,21 @@ func (e *Endpoint) Subscribe(now time.Time, k SubKey, kind track.Kind, o Subscri
 		Kind:             kind,
 	})
 	lt.SetTargetLayers(now, spatial, o.Temporal)
-	e.locals = append(e.locals, local{key: k, lt: lt, fixed: o.SSRC != 0})
+	e.locals = append(e.locals, local{key: k, lt: lt, fixed: o.SSRC != 0, limits: limits})
 	return lt, nil
+}
+
+// limits are the allocator's bounds for a subscription with these
+// options: its priority, its minimum, and its target layers as maximum.
+func (o *SubscribeOptions) limits() LayerLimits {
+	l := LayerLimits{Priority: o.Priority, Min: Layer{o.MinSpatial, o.MinTemporal}, Max: NoLimit}
+	if o.Spatial >= 0 && o.Spatial < MaxSpatialLayers {
+		l.Max.Spatial = int8(o.Spatial)
+	}
+	if o.Temporal >= 0 && o.Temporal < MaxTemporalLayers {
+		l.Max.Temporal = o.Temporal
+	}
+	return l
 }
 
 // unretire takes the retired LocalTrack on ssrc out of retirement, if
@@ -428,6 +462,7 @@ func (e *Endpoint) Unsubscribe(now time.Time, k SubKey) (*track.LocalTrack, erro
 				e.retired = append(e.retired, lt)
 			}
 			e.locals = append(e.locals[:i], e.locals[i+1:]...)
+			e.reallocate(now)
 			return lt, nil
 		}
 	}
@@ -677,6 +712,10 @@ func (e *Endpoint) HandleRTCP(now time.Time, buf []byte, out *track.Output) {
 			e.handleReports(now, &p)
 		case p.Type == track.RTCPTypeRR:
 			e.handleReports(now, &p)
+		case p.Type == track.RTCPTypePSFB && p.Count == 15:
+			if bps, _, ok := p.REMB(); ok {
+				e.handleREMB(now, bps)
+			}
 		case p.Type == track.RTCPTypeRTPFB && p.Count == track.RTCPFormatNACK:
 			lt := e.localBySSRC(p.MediaSSRC())
 			if lt == nil {
@@ -753,22 +792,17 @@ func (e *Endpoint) PollSenderReport() (SenderReport, bool) {
 	return sr, true
 }
 
-// HandleTimeout runs the tracks' timers (keyframe request retries).
+// HandleTimeout runs the endpoint's own timers: the bitrate allocation.
+// (The tracks' timers run on their Output; see track.Output.)
 func (e *Endpoint) HandleTimeout(now time.Time) {
-	for i := range e.remotes {
-		e.remotes[i].rt.HandleTimeout(now)
+	if !e.alloc.next.IsZero() && !e.alloc.next.After(now) {
+		e.allocate(now)
 	}
 }
 
-// PollTimeout is the earliest deadline of the endpoint's tracks.
+// PollTimeout is the endpoint's own next deadline: the next allocation.
 func (e *Endpoint) PollTimeout() (time.Time, bool) {
-	var at time.Time
-	for i := range e.remotes {
-		if t, ok := e.remotes[i].rt.PollTimeout(); ok && (at.IsZero() || t.Before(at)) {
-			at = t
-		}
-	}
-	return at, !at.IsZero()
+	return e.alloc.next, !e.alloc.next.IsZero()
 }
 
 // Close closes every published track. Subscriptions are the caller's to

@@ -105,7 +105,13 @@ type LocalTrack struct {
 	want, target, current int
 	maxTemporal           int8 // -1: all
 	pendTemporal          int8 // a temporal up-switch waits for a sync point
-	clockRate             uint32
+	// The subscriber's own choice of temporal layer (SetTargetLayers) and
+	// the bitrate allocator's caps (SetAllocation); what is aimed at is
+	// the lower of the two.
+	userTemporal  int8
+	allocSpatial  int
+	allocTemporal int8
+	clockRate     uint32
 
 	// Rewriting: out = src + offset (mod the field's width).
 	seqOff  uint16
@@ -207,6 +213,9 @@ func NewLocalTrack(cfg LocalConfig) *LocalTrack {
 		reserve:        make([]resEntry, r),
 		target:         -1,
 		want:           1 << 10,
+		allocSpatial:   1 << 10,
+		userTemporal:   -1,
+		allocTemporal:  -1,
 	}
 }
 
@@ -311,15 +320,31 @@ func (l *LocalTrack) SetPaused(now time.Time, paused bool) {
 // current one keeps flowing. A lower temporal layer applies at the next
 // frame start, a higher one at its next switching point.
 func (l *LocalTrack) SetTargetLayers(now time.Time, spatial int, temporal int8) {
-	if spatial < 0 {
-		spatial = 0
-	}
-	l.want = spatial
+	l.want = max(spatial, 0)
+	l.userTemporal = max(temporal, -1)
+	l.aim(now)
+}
+
+// SetAllocation caps the layers below what SetTargetLayers asked: the
+// bitrate allocator's choice for the subscriber's bandwidth (spatial
+// 1<<10 and temporal -1: no cap). It switches as SetTargetLayers does.
+// Encodings still reports the subscriber's own choice, which is what a
+// relay pulls: the cap follows the subscriber's link, not the cluster's.
+func (l *LocalTrack) SetAllocation(now time.Time, spatial int, temporal int8) {
+	l.allocSpatial = max(spatial, 0)
+	l.allocTemporal = max(temporal, -1)
+	l.aim(now)
+}
+
+// aim applies the lower of the subscriber's choice and the allocator's
+// cap.
+func (l *LocalTrack) aim(now time.Time) {
 	if l.src != nil {
 		l.retarget(now)
 	}
-	if temporal < 0 {
-		temporal = -1
+	temporal := l.userTemporal
+	if l.allocTemporal >= 0 && (temporal < 0 || l.allocTemporal < temporal) {
+		temporal = l.allocTemporal
 	}
 	l.pendTemporal = temporal
 	if !l.started || l.needKey {
@@ -330,7 +355,7 @@ func (l *LocalTrack) SetTargetLayers(now time.Time, spatial int, temporal int8) 
 // pick returns the encoding to aim at: the highest one up to want that is
 // active, or want (clamped) when none is yet.
 func (l *LocalTrack) pick(now time.Time) int {
-	top := min(l.want, l.src.Encodings()-1)
+	top := min(l.want, l.allocSpatial, l.src.Encodings()-1)
 	for e := top; e >= 0; e-- {
 		if l.src.Active(e, now) {
 			return e
