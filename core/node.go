@@ -442,7 +442,7 @@ func (n *Node) SwitchSubscription(now time.Time, h Handle, fromPeer, fromTrack, 
 	}
 	from := endpoint.SubKey{Peer: fromPeer, Track: fromTrack}
 	to := endpoint.SubKey{Peer: toPeer, Track: toTrack}
-	if err := n.switchSubscription(now, h, s, from, to, payloadType); err != nil {
+	if err := n.switchSubscription(now, h, s, from, to, payloadType, -1); err != nil {
 		return err
 	}
 	n.drainNotices(now)
@@ -451,7 +451,9 @@ func (n *Node) SwitchSubscription(now time.Time, h Handle, fromPeer, fromTrack, 
 
 func clusterKey(k endpoint.SubKey) cluster.TrackKey { return cluster.TrackKey(k) }
 
-func (n *Node) switchSubscription(now time.Time, h Handle, s *slot, from, to endpoint.SubKey, payloadType uint8) error {
+// rtxPayloadType is the RTX payload type for the new codec (-1: keep the
+// subscription's).
+func (n *Node) switchSubscription(now time.Time, h Handle, s *slot, from, to endpoint.SubKey, payloadType uint8, rtxPayloadType int) error {
 	info, ok := n.cl.Info(s.room, cluster.TrackKey(to))
 	if !ok {
 		return fmt.Errorf("%w: %s/%s", cluster.ErrNoSuchTrack, to.Peer, to.Track)
@@ -468,6 +470,9 @@ func (n *Node) switchSubscription(now time.Time, h Handle, s *slot, from, to end
 	}
 	_ = n.cl.Unsubscribe(now, s.room, cluster.TrackKey(from), lt)
 	lt.SetPayloadType(payloadType)
+	if rtxPayloadType >= 0 {
+		lt.SetRTXPayloadType(uint8(rtxPayloadType))
+	}
 	if err := n.cl.Subscribe(now, s.room, uint64(h), cluster.TrackKey(to), lt); err != nil {
 		return err // unreachable: the source exists and lt was detached
 	}

@@ -23,6 +23,11 @@ type Slot struct {
 	// PayloadTypes maps every codec the peer accepts on this section to
 	// its payload type there.
 	PayloadTypes map[track.Codec]uint8
+	// RTXSSRC is the section's retransmission SSRC and RTXPayloadTypes
+	// the RTX payload type of each codec that has one: retransmissions go
+	// as RTX where the peer negotiated it.
+	RTXSSRC         uint32
+	RTXPayloadTypes map[track.Codec]uint8
 }
 
 // ErrNoSlots is returned by StartSlots for an endpoint created without
@@ -128,9 +133,10 @@ func (n *Node) fillSlots(now time.Time, h Handle) {
 		to := endpoint.SubKey{Peer: t.Peer, Track: t.Name}
 		var err error
 		if st.cur == (endpoint.SubKey{}) {
-			_, err = n.subscribe(now, h, s, clusterKey(to), endpoint.SubscribeOptions{SSRC: st.SSRC, PayloadType: st.PayloadTypes[t.Codec], Spatial: -1, Temporal: -1})
+			_, err = n.subscribe(now, h, s, clusterKey(to), endpoint.SubscribeOptions{SSRC: st.SSRC, PayloadType: st.PayloadTypes[t.Codec],
+				RTXSSRC: st.RTXSSRC, RTXPayloadType: st.RTXPayloadTypes[t.Codec], Spatial: -1, Temporal: -1})
 		} else {
-			err = n.switchSubscription(now, h, s, st.cur, to, st.PayloadTypes[t.Codec])
+			err = n.switchSubscription(now, h, s, st.cur, to, st.PayloadTypes[t.Codec], int(st.RTXPayloadTypes[t.Codec]))
 		}
 		if err != nil {
 			// A track that cannot be shown (a full subscription table,

@@ -111,6 +111,11 @@ type SubscribeOptions struct {
 	// SSRC is the outgoing SSRC (0: drawn at random). A driver that
 	// announced SSRCs in its SDP answer passes them here.
 	SSRC uint32
+	// RTXSSRC and RTXPayloadType send the subscription's retransmissions
+	// as RTX (RFC 4588), when the peer negotiated it; 0: on the media
+	// SSRC.
+	RTXSSRC        uint32
+	RTXPayloadType uint8
 	// Priority, MinSpatial and MinTemporal bound what the bitrate
 	// allocator gives a video subscription (see LayerLimits): Spatial and
 	// Temporal above are its maximum.
@@ -370,6 +375,7 @@ func (e *Endpoint) Subscribe(now time.Time, k SubKey, kind track.Kind, o Subscri
 	e.reallocate(now)
 	if lt := e.unretire(ssrc, kind); lt != nil {
 		lt.SetPayloadType(o.PayloadType)
+		lt.SetRTXPayloadType(o.RTXPayloadType)
 		lt.SetPaused(now, false)
 		lt.SetTargetLayers(now, spatial, o.Temporal)
 		e.locals = append(e.locals, local{key: k, lt: lt, fixed: true, limits: limits})
@@ -386,6 +392,9 @@ func (e *Endpoint) Subscribe(now time.Time, k SubKey, kind track.Kind, o Subscri
 		InitialTimestamp: r.Uint32(),
 		InitialPictureID: uint16(r.Uint32()) & 0x7fff,
 		Kind:             kind,
+		RTXSSRC:          o.RTXSSRC,
+		RTXPayloadType:   o.RTXPayloadType,
+		InitialRTXSeq:    uint16(r.Uint32()),
 	})
 	lt.SetTargetLayers(now, spatial, o.Temporal)
 	e.locals = append(e.locals, local{key: k, lt: lt, fixed: o.SSRC != 0, limits: limits})

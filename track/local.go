@@ -37,6 +37,14 @@ type LocalConfig struct {
 	NACKWindow int
 	// Kind sizes the defaults; the source's kind must match.
 	Kind Kind
+	// RTXSSRC and RTXPayloadType, when both set, send retransmissions as
+	// RFC 4588 RTX (their own SSRC, payload type and sequence numbers,
+	// the original sequence number first in the payload), as a subscriber
+	// that negotiated RTX expects; else they go on the media SSRC.
+	RTXSSRC        uint32
+	RTXPayloadType uint8
+	// InitialRTXSeq starts the RTX stream's numbering.
+	InitialRTXSeq uint16
 }
 
 // LocalState is what a LocalTrack is doing.
@@ -141,6 +149,7 @@ type LocalTrack struct {
 	srSent [4]srSent
 	srNext int
 	recv   Reception
+	rtxSeq uint16 // next RTX sequence number
 }
 
 type srSent struct {
@@ -214,6 +223,7 @@ func NewLocalTrack(cfg LocalConfig) *LocalTrack {
 		target:         -1,
 		want:           1 << 10,
 		allocSpatial:   1 << 10,
+		rtxSeq:         cfg.InitialRTXSeq,
 		userTemporal:   -1,
 		allocTemporal:  -1,
 	}
@@ -625,8 +635,25 @@ func (l *LocalTrack) HandleNACK(now time.Time, seq uint16, out *Output) bool {
 	t.PictureID = f.pid
 	t.TL0PICIDX = f.tl0
 	t.Retransmit = true
+	if l.cfg.RTXSSRC != 0 && l.cfg.RTXPayloadType != 0 {
+		t.RTX, t.OSN = true, seq
+		t.SSRC, t.PayloadType, t.SequenceNumber = l.cfg.RTXSSRC, l.cfg.RTXPayloadType, l.rtxSeq
+		l.rtxSeq++
+	}
 	l.stats.Retransmits++
 	return true
+}
+
+// SetRTXPayloadType changes the RTX payload type (0: retransmit on the
+// media SSRC), for a source of another codec behind the subscription.
+func (l *LocalTrack) SetRTXPayloadType(pt uint8) { l.cfg.RTXPayloadType = pt }
+
+// RTXSSRC is the SSRC retransmissions go out on (0: the media SSRC).
+func (l *LocalTrack) RTXSSRC() uint32 {
+	if l.cfg.RTXPayloadType == 0 {
+		return 0
+	}
+	return l.cfg.RTXSSRC
 }
 
 // HandleSenderReport translates the source's sender report for encoding

@@ -34,9 +34,13 @@ type Transmit struct {
 
 	// Keyframe is set on the first packet of a keyframe.
 	Keyframe bool
-	// Retransmit marks an answer to a NACK; a driver with RTX negotiated
-	// sends it on the RTX stream.
+	// Retransmit marks an answer to a NACK. RTX marks one sent as RFC
+	// 4588 RTX: SSRC, PayloadType and SequenceNumber are the RTX
+	// stream's, and OSN, the original sequence number, is written before
+	// the payload.
 	Retransmit bool
+	RTX        bool
+	OSN        uint16
 	// AudioLevel is the source's RFC 6464 level (-1: none), Voice its V flag.
 	AudioLevel int8
 	Voice      bool
@@ -69,7 +73,15 @@ type HeaderExtension struct {
 
 // MarshalSize is the marshalled size with the given extensions.
 func (t *Transmit) MarshalSize(exts []HeaderExtension) int {
-	return 12 + t.extBlockSize(exts) + len(t.Payload)
+	return 12 + t.extBlockSize(exts) + t.osnSize() + len(t.Payload)
+}
+
+// osnSize is the room the RTX original sequence number takes.
+func (t *Transmit) osnSize() int {
+	if t.RTX {
+		return 2
+	}
+	return 0
 }
 
 // ownExt returns the i-th extension stamped on t (i in 0..2), its value
@@ -115,7 +127,7 @@ func AbsSendTime(t time.Time) uint32 {
 // allocates.
 func (t *Transmit) MarshalTo(buf []byte, exts []HeaderExtension) (int, error) {
 	ext := t.extBlockSize(exts)
-	n := 12 + ext + len(t.Payload)
+	n := 12 + ext + t.osnSize() + len(t.Payload)
 	if len(buf) < n {
 		return 0, ErrShortBuffer
 	}
@@ -131,6 +143,10 @@ func (t *Transmit) MarshalTo(buf []byte, exts []HeaderExtension) (int, error) {
 	if ext > 0 {
 		buf[0] |= 0x10
 		off += t.writeExtBlock(buf[off:], exts)
+	}
+	if t.RTX {
+		binary.BigEndian.PutUint16(buf[off:], t.OSN)
+		off += 2
 	}
 	copy(buf[off:], t.Payload)
 	p := buf[off:n]

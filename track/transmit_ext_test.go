@@ -75,3 +75,64 @@ func TestTransmitExtensions(t *testing.T) {
 		t.Fatal("abs-send-time does not wrap every 64 s")
 	}
 }
+
+// A subscriber that negotiated RTX gets retransmissions as RFC 4588 RTX:
+// the RTX SSRC and payload type, the RTX stream's own consecutive
+// sequence numbers, the original sequence number first in the payload,
+// then the original payload with its rewritten picture id; pion's RTX
+// reading sees the original packet in it.
+func TestLocalRetransmitsAsRTX(t *testing.T) {
+	r := newRig(t)
+	r.lt = track.NewLocalTrack(track.LocalConfig{Owner: 9, SSRC: 555, InitialSeq: 65530, InitialPictureID: 32760,
+		RTXSSRC: 556, RTXPayloadType: 97, InitialRTXSeq: 65535})
+	r.lt.SetSource(t0, r.rt)
+	var sent []track.Transmit
+	for i := range 10 {
+		sent = append(sent, r.in(t0, 0, vp8{ssrc: 100, seq: uint16(i), ts: uint32(3000 * i), pid: uint16(i), key: i == 0, payload: byte(i)})...)
+	}
+	if got := r.lt.RTXSSRC(); got != 556 {
+		t.Fatalf("RTXSSRC %d", got)
+	}
+	now := t0.Add(50 * time.Millisecond)
+	for k, i := range []int{4, 7} {
+		_, orig := wire(t, sent[i])
+		if !r.lt.HandleNACK(now, sent[i].SequenceNumber, &r.out) {
+			t.Fatal("NACK not served")
+		}
+		got := r.poll()
+		if len(got) != 1 || !got[0].Retransmit || !got[0].RTX {
+			t.Fatalf("retransmissions %+v", got)
+		}
+		buf := make([]byte, 1500)
+		n, err := got[0].MarshalTo(buf, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p rtp.Packet
+		if err := p.Unmarshal(buf[:n]); err != nil {
+			t.Fatal(err)
+		}
+		if p.SSRC != 556 || p.PayloadType != 97 || p.SequenceNumber != uint16(65535+k) {
+			t.Fatalf("RTX header %+v", p.Header)
+		}
+		var o rtp.Packet
+		if err := o.Unmarshal(orig); err != nil {
+			t.Fatal(err)
+		}
+		if osn := uint16(p.Payload[0])<<8 | uint16(p.Payload[1]); osn != o.SequenceNumber {
+			t.Fatalf("OSN %d, want %d", osn, o.SequenceNumber)
+		}
+		if string(p.Payload[2:]) != string(o.Payload) || p.Timestamp != o.Timestamp || p.Marker != o.Marker {
+			t.Fatalf("RTX payload %x, want %x", p.Payload[2:], o.Payload)
+		}
+	}
+	// Without an RTX payload type (a codec switch to one without RTX),
+	// retransmissions go on the media SSRC again.
+	r.lt.SetRTXPayloadType(0)
+	if !r.lt.HandleNACK(now, sent[5].SequenceNumber, &r.out) {
+		t.Fatal("NACK not served")
+	}
+	if got := r.poll(); len(got) != 1 || got[0].RTX || got[0].SSRC != 555 {
+		t.Fatalf("retransmission %+v", got)
+	}
+}

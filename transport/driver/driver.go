@@ -926,7 +926,8 @@ func viewerSlots(neg *webrtc.Negotiated) []core.Slot {
 		if m.Rejected || m.Direction != webrtc.SendOnly {
 			continue
 		}
-		s := core.Slot{SSRC: m.LocalSSRC, Kind: track.KindVideo, PayloadTypes: map[track.Codec]uint8{}}
+		s := core.Slot{SSRC: m.LocalSSRC, Kind: track.KindVideo, PayloadTypes: map[track.Codec]uint8{},
+			RTXSSRC: m.LocalRTXSSRC, RTXPayloadTypes: map[track.Codec]uint8{}}
 		if m.Kind == webrtc.KindAudio {
 			s.Kind = track.KindAudio
 		}
@@ -934,6 +935,9 @@ func viewerSlots(neg *webrtc.Negotiated) []core.Slot {
 			if c := track.CodecByName(mc.Name); c != track.CodecUnknown {
 				if _, dup := s.PayloadTypes[c]; !dup {
 					s.PayloadTypes[c] = mc.PayloadType
+					if mc.RTXPayloadType != 0 && m.LocalRTXSSRC != 0 {
+						s.RTXPayloadTypes[c] = mc.RTXPayloadType
+					}
 				}
 			}
 		}
