@@ -21,6 +21,7 @@ import (
 	"github.com/sansrtc/sfu"
 	"github.com/sansrtc/sfu/cluster"
 	"github.com/sansrtc/sfu/core"
+	"github.com/sansrtc/sfu/endpoint"
 	"github.com/sansrtc/sfu/internal/piontest"
 	"github.com/sansrtc/sfu/internal/testutil"
 	"github.com/sansrtc/sfu/track"
@@ -351,6 +352,19 @@ func TestPionPublishAndView(t *testing.T) {
 			}
 			// The publisher's congestion controller is fed.
 			waitFor(t, 5*time.Second, "transport-wide feedback at the publisher", func() bool { return pub.twcc.Load() > 0 })
+			// The viewers are sent transport-wide sequence numbers, so they
+			// send transport-cc feedback, which the server reads.
+			waitFor(t, 5*time.Second, "transport-cc feedback from every viewer", func() bool {
+				n := 0
+				srv.Driver().Inspect(func(node *core.Node) {
+					node.ForEachEndpoint(func(_ core.Handle, ep *endpoint.Endpoint) {
+						if st := ep.Stats(); st.TransportCC > 0 && st.TransportCCReceived > 0 && st.Sent > 0 {
+							n++
+						}
+					})
+				})
+				return n == len(viewers)
+			})
 			for _, v := range viewers {
 				deleteSession(t, v.location)
 			}

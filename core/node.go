@@ -192,6 +192,16 @@ func (n *Node) Endpoint(h Handle) (*endpoint.Endpoint, bool) {
 	return s.ep, true
 }
 
+// ForEachEndpoint calls fn with every endpoint, in handle order, for
+// inspection (stats, metrics): fn must not drive them.
+func (n *Node) ForEachEndpoint(fn func(h Handle, ep *endpoint.Endpoint)) {
+	for i := range n.slots {
+		if s := &n.slots[i]; s.ep != nil {
+			fn(Handle(uint64(s.gen)<<32|uint64(i+1)), s.ep)
+		}
+	}
+}
+
 // Cluster returns the rooms machine, for inspection.
 func (n *Node) Cluster() *cluster.Cluster { return n.cl }
 

@@ -148,6 +148,10 @@ type Stats struct {
 	// sent (loss, jitter, RTT: see LocalTrack.Reception); REMBs its REMB
 	// packets.
 	ReceiverReports, REMBs uint64
+	// TransportCC counts the peer's transport-cc feedback packets, and
+	// TransportCCReceived and TransportCCLost the packet statuses in
+	// them.
+	TransportCC, TransportCCReceived, TransportCCLost uint64
 }
 
 type remote struct {
@@ -725,6 +729,8 @@ func (e *Endpoint) HandleRTCP(now time.Time, buf []byte, out *track.Output) {
 			if bps, _, ok := p.REMB(); ok {
 				e.handleREMB(now, bps)
 			}
+		case p.IsTransportCC():
+			e.handleTransportCC(now, &p)
 		case p.Type == track.RTCPTypeRTPFB && p.Count == track.RTCPFormatNACK:
 			lt := e.localBySSRC(p.MediaSSRC())
 			if lt == nil {
@@ -781,6 +787,28 @@ func (e *Endpoint) handleReports(now time.Time, p *track.RTCPPacket) {
 			} else {
 				e.rtt += (r.RTT - e.rtt) / 8
 			}
+		}
+	}
+}
+
+// handleTransportCC takes a transport-cc feedback from the peer about
+// what it was sent: malformed ones are counted and dropped.
+func (e *Endpoint) handleTransportCC(now time.Time, p *track.RTCPPacket) {
+	fb, _ := p.TransportCC()
+	if fb.Err() != nil {
+		e.stats.Malformed++
+		return
+	}
+	e.stats.TransportCC++
+	for {
+		_, pkt, ok := fb.Next()
+		if !ok {
+			break
+		}
+		if pkt.Received {
+			e.stats.TransportCCReceived++
+		} else {
+			e.stats.TransportCCLost++
 		}
 	}
 }
