@@ -51,6 +51,15 @@
 // stats, deadline equal to the brute-force minimum after every event) and
 // to the old walk over every track (same NACKs and PLIs).
 //
+// A publisher's sequence numbering can restart (an encoder restarted, a
+// gateway, ffmpeg relaunched): three consecutive packets that fit nowhere
+// in the current numbering — too old for the history, clashing with a
+// stored packet of another timestamp, or ahead by more than a repairable
+// gap — re-anchor it past everything the history holds, without NACKing
+// the jump, and each LocalTrack forwarding that encoding resumes at the
+// next keyframe (which it requests) with its outgoing numbering
+// continuous. Fewer such packets are strays, dropped and counted.
+//
 // Everything here is sans-IO: inputs carry their time, nothing blocks,
 // reads a clock or starts a goroutine, and bad input is a counted drop.
 package track
