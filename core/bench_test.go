@@ -54,7 +54,10 @@ func fanoutNode(tb testing.TB, n int) (*Node, Handle) {
 	must(tb, node.Publish(now, pub, endpoint.TrackOptions{Name: "cam", Codec: track.CodecVP8, PayloadType: 96,
 		Encodings: []track.Encoding{{SSRC: 1111}}}))
 	for i := 0; i < n; i++ {
-		h, err := node.CreateEndpoint(now, EndpointConfig{PeerID: fmt.Sprintf("sub%d", i), AutoSubscribe: true})
+		// Subscribers negotiated what browsers do: transport-cc and
+		// abs-send-time are stamped on everything they are sent.
+		h, err := node.CreateEndpoint(now, EndpointConfig{PeerID: fmt.Sprintf("sub%d", i), AutoSubscribe: true,
+			Extensions: endpoint.Extensions{TransportCC: 3, AbsSendTime: 2}})
 		if err != nil {
 			tb.Fatal(err)
 		}

@@ -214,6 +214,9 @@ type Endpoint struct {
 	// everything sent to the peer, whatever its SSRC.
 	twSeq uint16
 	rtt   time.Duration
+	// abs is abs-send-time at absAt, computed once per instant.
+	absAt time.Time
+	abs   uint32
 
 	alloc   allocState
 	bw      BandwidthStats
@@ -763,7 +766,10 @@ func (e *Endpoint) Stamp(now time.Time, t *track.Transmit) {
 		e.twSeq++
 	}
 	if x.AbsSendTime != 0 {
-		t.AbsSendTimeExt, t.AbsSendTime = x.AbsSendTime, track.AbsSendTime(now)
+		if !now.Equal(e.absAt) { // a batch of packets shares its instant
+			e.absAt, e.abs = now, track.AbsSendTime(now)
+		}
+		t.AbsSendTimeExt, t.AbsSendTime = x.AbsSendTime, e.abs
 	}
 	t.AudioLevelExt = x.AudioLevel
 	e.stats.Sent++

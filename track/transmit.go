@@ -126,7 +126,7 @@ func AbsSendTime(t time.Time) uint32 {
 // bytes, two-byte form otherwise) and returns its length. It never
 // allocates.
 func (t *Transmit) MarshalTo(buf []byte, exts []HeaderExtension) (int, error) {
-	ext := t.extBlockSize(exts)
+	ext, one := t.extLayout(exts)
 	n := 12 + ext + t.osnSize() + len(t.Payload)
 	if len(buf) < n {
 		return 0, ErrShortBuffer
@@ -142,7 +142,7 @@ func (t *Transmit) MarshalTo(buf []byte, exts []HeaderExtension) (int, error) {
 	off := 12
 	if ext > 0 {
 		buf[0] |= 0x10
-		off += t.writeExtBlock(buf[off:], exts)
+		off += t.writeExtBlock(buf[off:], exts, ext, one)
 	}
 	if t.RTX {
 		binary.BigEndian.PutUint16(buf[off:], t.OSN)
@@ -165,50 +165,43 @@ func (t *Transmit) MarshalTo(buf []byte, exts []HeaderExtension) (int, error) {
 	return n, nil
 }
 
-// extElems reports whether t's extensions and exts all fit the
-// one-byte form (RFC 8285: ids 1-14, 1-16 bytes), and how many bytes of
-// elements they take in the form that fits.
-func (t *Transmit) extElems(exts []HeaderExtension) (one bool, n int) {
+// extLayout is the size of the extension block holding t's extensions
+// and exts (0 for none), and whether they all fit the one-byte form
+// (RFC 8285: ids 1-14, 1-16 bytes; else the two-byte form).
+func (t *Transmit) extLayout(exts []HeaderExtension) (size int, one bool) {
 	one = true
+	n, count := 0, len(exts)
 	var v [3]byte
 	for i := range ownExtSlots {
 		if id, l := t.ownExt(i, &v); id != 0 {
 			one = one && id <= 14
 			n += l
+			count++
 		}
+	}
+	if count == 0 {
+		return 0, true
 	}
 	for _, e := range exts {
 		one = one && e.ID != 0 && e.ID <= 14 && len(e.Data) > 0 && len(e.Data) <= 16
 		n += len(e.Data)
 	}
-	return one, n
-}
-
-// extBlockSize is the size of the extension block (0 for none).
-func (t *Transmit) extBlockSize(exts []HeaderExtension) int {
-	one, n := t.extElems(exts)
 	per := 2
 	if one {
 		per = 1
 	}
-	count := len(exts)
-	var v [3]byte
-	for i := range ownExtSlots {
-		if id, _ := t.ownExt(i, &v); id != 0 {
-			count++
-		}
-	}
-	if count == 0 {
-		return 0
-	}
-	return 4 + (n+per*count+3)/4*4
+	return 4 + (n+per*count+3)/4*4, one
+}
+
+// extBlockSize is the size of the extension block (0 for none).
+func (t *Transmit) extBlockSize(exts []HeaderExtension) int {
+	size, _ := t.extLayout(exts)
+	return size
 }
 
 // writeExtBlock writes t's extensions then exts as one block, in the
 // one-byte form when every id and length allows it, else the two-byte.
-func (t *Transmit) writeExtBlock(buf []byte, exts []HeaderExtension) int {
-	size := t.extBlockSize(exts)
-	one, _ := t.extElems(exts)
+func (t *Transmit) writeExtBlock(buf []byte, exts []HeaderExtension, size int, one bool) int {
 	if one {
 		binary.BigEndian.PutUint16(buf, 0xBEDE)
 	} else {
