@@ -3,6 +3,7 @@ package sfu_test
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -70,13 +71,17 @@ func TestPionAcrossWorkers(t *testing.T) {
 				before[i] = v.stats(vtag).Frames
 			}
 			time.Sleep(3 * time.Second)
+			// Copy the gaps, then read the viewers' stats without mu: a
+			// viewer's reader takes v.mu, then mu (onPacket), so holding
+			// mu while taking v.mu deadlocks.
 			mu.Lock()
-			defer mu.Unlock()
+			seen := slices.Clone(gaps)
+			mu.Unlock()
 			for i, v := range viewers {
 				frames := v.stats(vtag).Frames - before[i]
-				t.Logf("viewer %d: %d video frames in 3 s, longest gap %v", i, frames, gaps[i])
-				if frames < 75 || gaps[i] > 250*time.Millisecond {
-					t.Errorf("viewer %d: %d frames in 3 s at 30 fps, longest gap between packets %v", i, frames, gaps[i])
+				t.Logf("viewer %d: %d video frames in 3 s, longest gap %v", i, frames, seen[i])
+				if frames < 75 || seen[i] > 250*time.Millisecond {
+					t.Errorf("viewer %d: %d frames in 3 s at 30 fps, longest gap between packets %v", i, frames, seen[i])
 				}
 				if err := v.err(); err != nil {
 					t.Errorf("viewer %d: %v", i, err)
